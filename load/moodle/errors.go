@@ -1,0 +1,96 @@
+package moodle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Error is an error answer from Moodle (or a request cmissync refused to
+// send). It is permanent unless its code says otherwise: retrying the same
+// request gives the same answer.
+type Error struct {
+	Function  string `json:"-"`
+	Exception string `json:"exception"`
+	ErrorCode string `json:"errorcode"`
+	Message   string `json:"message"`
+	DebugInfo string `json:"debuginfo,omitempty"`
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%s: %s (%s)", e.Function, e.Message, e.ErrorCode)
+	if e.DebugInfo != "" {
+		s += ": " + e.DebugInfo
+	}
+	return s
+}
+
+// Error codes cmissync acts on. Decisions are made on these, never on the
+// message text, which changes between Moodle versions.
+const (
+	CodeInvalidParameter = "invalidparameter"
+	CodeInvalidRecord    = "invalidrecord"
+	CodeIDNumberTaken    = "idnumbertaken"
+	CodeInvalidUser      = "invaliduser"
+	CodeInvalidToken     = "invalidtoken"
+	CodeAccessException  = "accessexception"
+	CodeCourseContext    = "errorcoursecontextnotvalid"
+)
+
+// TransportError is a failure to get a Moodle answer: network errors,
+// timeouts, HTTP errors and bodies that are not Moodle JSON (an HTML error
+// page from a proxy). It is transient: the same request may succeed later.
+type TransportError struct {
+	Function string
+	Status   int    // HTTP status, 0 when no answer
+	Body     string // start of the body, for diagnosis
+	Err      error
+}
+
+func (e *TransportError) Error() string {
+	switch {
+	case e.Err != nil && e.Status != 0:
+		return fmt.Sprintf("%s: HTTP %d: %v: %q", e.Function, e.Status, e.Err, e.Body)
+	case e.Err != nil:
+		return fmt.Sprintf("%s: %v", e.Function, e.Err)
+	default:
+		return fmt.Sprintf("%s: HTTP %d: %q", e.Function, e.Status, e.Body)
+	}
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// IsTransient reports whether err may go away on retry.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// ErrorCode returns the Moodle errorcode of err, or "" when err is not a
+// Moodle answer.
+func ErrorCode(err error) string {
+	var me *Error
+	if errors.As(err, &me) {
+		return me.ErrorCode
+	}
+	return ""
+}
+
+// IsFatal reports errors that affect every call, not one item: a bad token,
+// a function missing from the service, a wrong site URL. The load step stops
+// on these instead of bisecting.
+func IsFatal(err error) bool {
+	switch ErrorCode(err) {
+	case CodeInvalidToken, CodeAccessException, "wrongwwwroot":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,340 @@
+// Package stage is the second pipeline step. It joins the extracted CMIS
+// dump with mapped_modules to get the desired groupings, groups and
+// memberships, compares them with what cmissync has staged (and so made in
+// Moodle), and sets toadd/todelete flags. It sends nothing to Moodle.
+//
+// The comparison is a merge-join of two sorted streams per table (desired
+// from the dump, staged from the flags tables), so memory stays flat however
+// large the institution, and a re-stage with no source change writes nothing.
+package stage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cmissync/cmissync/stage/store"
+)
+
+// Templates name what cmissync creates in Moodle. Placeholders: {module},
+// {modulename}, {group}, {groupname}. Names are trimmed and cut to Moodle's
+// 254 characters.
+type Templates struct {
+	GroupingName string
+	GroupName    string
+}
+
+// DefaultTemplates keep names distinct when two modules in one course share
+// a group code (the old tool's known issue 7).
+var DefaultTemplates = Templates{
+	GroupingName: "{module} {modulename}",
+	GroupName:    "{module} {group}",
+}
+
+// Options control a stage run.
+type Options struct {
+	Templates Templates
+	Filter    store.Filter
+	// DryRun computes the changes and counts them without writing.
+	DryRun bool
+}
+
+// Counts are the changes of one kind of object.
+type Counts struct {
+	Add    int64 // newly desired: flagged toadd
+	Delete int64 // no longer desired: flagged todelete
+	Keep   int64 // desired and staged
+	Revive int64 // flagged todelete earlier, desired again
+	Drop   int64 // staged but never created in Moodle, no longer desired
+}
+
+// Result is what a stage run changed.
+type Result struct {
+	Groupings, Groups, Members Counts
+}
+
+// Changed reports whether the run changed any flags.
+func (r Result) Changed() bool {
+	for _, c := range []Counts{r.Groupings, r.Groups, r.Members} {
+		if c.Add+c.Delete+c.Revive+c.Drop > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Map flattens the result for the runs table and reports.
+func (r Result) Map() map[string]int64 {
+	out := map[string]int64{}
+	for name, c := range map[string]Counts{"groupings": r.Groupings, "groups": r.Groups, "members": r.Members} {
+		out[name+"_add"] = c.Add
+		out[name+"_delete"] = c.Delete
+		out[name+"_keep"] = c.Keep
+		out[name+"_revive"] = c.Revive
+		out[name+"_drop"] = c.Drop
+	}
+	return out
+}
+
+// GroupingIDNumber is the idnumber cmissync gives the grouping of a module.
+func GroupingIDNumber(module string) string { return "cmis:" + module }
+
+// GroupIDNumber is the idnumber cmissync gives the group of a module.
+func GroupIDNumber(module, group string) string { return "cmis:" + module + ":" + group }
+
+// IsOwnedIDNumber reports whether an idnumber marks a cmissync object.
+func IsOwnedIDNumber(idnumber string) bool { return strings.HasPrefix(idnumber, "cmis:") }
+
+// flushEvery bounds the changes held in memory before they are written.
+const flushEvery = 5000
+
+// Run stages the desired state against the staged state.
+func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLogger) (Result, error) {
+	if opts.Templates.GroupName == "" {
+		opts.Templates.GroupName = DefaultTemplates.GroupName
+	}
+	if opts.Templates.GroupingName == "" {
+		opts.Templates.GroupingName = DefaultTemplates.GroupingName
+	}
+	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges()}
+	var res Result
+
+	// Groupings.
+	dg, err := st.DesiredGroupings(ctx, opts.Filter)
+	if err != nil {
+		return res, fmt.Errorf("read desired groupings: %w", err)
+	}
+	sg, err := st.StagedGroupings(ctx, opts.Filter)
+	if err != nil {
+		dg.Close()
+		return res, fmt.Errorf("read staged groupings: %w", err)
+	}
+	err = merge(dg, sg, cmpGrouping,
+		func(d store.GroupingRow) error {
+			d.IDNumber = GroupingIDNumber(d.ModuleCode)
+			d.Name = render(opts.Templates.GroupingName, d.ModuleCode, d.ModuleName, "", "")
+			w.ch.NewGroupings = append(w.ch.NewGroupings, d)
+			res.Groupings.Add++
+			return w.maybeFlush()
+		},
+		func(s store.GroupingRow) error {
+			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groupings)
+		},
+		func(_, s store.GroupingRow) error {
+			return w.kept(store.TableGroupings, s.ID, s.ToDelete, &res.Groupings)
+		})
+	dg.Close()
+	sg.Close()
+	if err != nil {
+		return res, fmt.Errorf("stage groupings: %w", err)
+	}
+
+	// Groups.
+	dgr, err := st.DesiredGroups(ctx, opts.Filter)
+	if err != nil {
+		return res, fmt.Errorf("read desired groups: %w", err)
+	}
+	sgr, err := st.StagedGroups(ctx, opts.Filter)
+	if err != nil {
+		dgr.Close()
+		return res, fmt.Errorf("read staged groups: %w", err)
+	}
+	err = merge(dgr, sgr, cmpGroup,
+		func(d store.GroupRow) error {
+			d.IDNumber = GroupIDNumber(d.ModuleCode, d.GroupCode)
+			d.Name = render(opts.Templates.GroupName, d.ModuleCode, d.ModuleName, d.GroupCode, d.GroupName)
+			w.ch.NewGroups = append(w.ch.NewGroups, d)
+			res.Groups.Add++
+			return w.maybeFlush()
+		},
+		func(s store.GroupRow) error {
+			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groups)
+		},
+		func(_, s store.GroupRow) error { return w.kept(store.TableGroups, s.ID, s.ToDelete, &res.Groups) })
+	dgr.Close()
+	sgr.Close()
+	if err != nil {
+		return res, fmt.Errorf("stage groups: %w", err)
+	}
+
+	// Memberships.
+	dm, err := st.DesiredMembers(ctx, opts.Filter)
+	if err != nil {
+		return res, fmt.Errorf("read desired members: %w", err)
+	}
+	sm, err := st.StagedMembers(ctx, opts.Filter)
+	if err != nil {
+		dm.Close()
+		return res, fmt.Errorf("read staged members: %w", err)
+	}
+	err = merge(dm, sm, cmpMember,
+		func(d store.MemberRow) error {
+			w.ch.NewMembers = append(w.ch.NewMembers, d)
+			res.Members.Add++
+			return w.maybeFlush()
+		},
+		func(s store.MemberRow) error {
+			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, &res.Members)
+		},
+		func(_, s store.MemberRow) error { return w.kept(store.TableMembers, s.ID, s.ToDelete, &res.Members) })
+	dm.Close()
+	sm.Close()
+	if err != nil {
+		return res, fmt.Errorf("stage members: %w", err)
+	}
+	if err := w.flush(); err != nil {
+		return res, err
+	}
+	log.WithFields(logrus.Fields{
+		"groupings_add": res.Groupings.Add, "groupings_delete": res.Groupings.Delete,
+		"groups_add": res.Groups.Add, "groups_delete": res.Groups.Delete,
+		"members_add": res.Members.Add, "members_delete": res.Members.Delete,
+		"dry_run": opts.DryRun,
+	}).Info("stage finished")
+	return res, nil
+}
+
+// writer accumulates changes and writes them in batches.
+type writer struct {
+	ctx context.Context
+	st  *store.Store
+	dry bool
+	ch  *store.StageChanges
+}
+
+func newChanges() *store.StageChanges {
+	return &store.StageChanges{MarkDelete: map[string][]int64{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}}
+}
+
+// gone handles a staged row that is no longer desired.
+func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, c *Counts) error {
+	switch {
+	case moodleID == 0 || toAdd:
+		// Never reached Moodle: forget it.
+		w.ch.Drop[table] = append(w.ch.Drop[table], id)
+		c.Drop++
+	case !toDelete:
+		w.ch.MarkDelete[table] = append(w.ch.MarkDelete[table], id)
+		c.Delete++
+	default:
+		c.Delete++ // already flagged by an earlier stage
+		return nil
+	}
+	return w.maybeFlush()
+}
+
+// kept handles a row both desired and staged.
+func (w *writer) kept(table string, id int64, toDelete bool, c *Counts) error {
+	if !toDelete {
+		c.Keep++
+		return nil
+	}
+	w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
+	c.Revive++
+	return w.maybeFlush()
+}
+
+func (w *writer) maybeFlush() error {
+	if w.ch.Len() < flushEvery {
+		return nil
+	}
+	return w.flush()
+}
+
+func (w *writer) flush() error {
+	if !w.dry {
+		if err := w.st.ApplyStage(w.ctx, w.ch); err != nil {
+			return fmt.Errorf("write staged changes: %w", err)
+		}
+	}
+	w.ch = newChanges()
+	return nil
+}
+
+// cursor is the part of store.Cursor the merge needs.
+type cursor[T any] interface {
+	Next() bool
+	Value() T
+	Err() error
+}
+
+// merge walks two streams sorted by cmp and calls onlyA, onlyB or both for
+// each key.
+func merge[T any](a, b cursor[T], cmp func(x, y T) int, onlyA, onlyB func(T) error, both func(x, y T) error) error {
+	okA, okB := a.Next(), b.Next()
+	for okA || okB {
+		var err error
+		switch {
+		case !okB || (okA && cmp(a.Value(), b.Value()) < 0):
+			err = onlyA(a.Value())
+			okA = a.Next()
+		case !okA || cmp(a.Value(), b.Value()) > 0:
+			err = onlyB(b.Value())
+			okB = b.Next()
+		default:
+			err = both(a.Value(), b.Value())
+			okA, okB = a.Next(), b.Next()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := a.Err(); err != nil {
+		return err
+	}
+	return b.Err()
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpGrouping(a, b store.GroupingRow) int {
+	if c := cmpInt(a.CourseID, b.CourseID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ModuleCode, b.ModuleCode)
+}
+
+func cmpGroup(a, b store.GroupRow) int {
+	if c := cmpInt(a.CourseID, b.CourseID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.ModuleCode, b.ModuleCode); c != 0 {
+		return c
+	}
+	return strings.Compare(a.GroupCode, b.GroupCode)
+}
+
+func cmpMember(a, b store.MemberRow) int {
+	if c := cmpInt(a.CourseID, b.CourseID); c != 0 {
+		return c
+	}
+	for _, p := range [][2]string{{a.ModuleCode, b.ModuleCode}, {a.GroupCode, b.GroupCode}, {a.Role, b.Role}, {a.CMISID, b.CMISID}} {
+		if c := strings.Compare(p[0], p[1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// maxName is Moodle's limit on group and grouping names.
+const maxName = 254
+
+func render(tmpl, module, moduleName, group, groupName string) string {
+	s := strings.NewReplacer("{module}", module, "{modulename}", moduleName, "{group}", group, "{groupname}", groupName).Replace(tmpl)
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) > maxName {
+		s = string([]rune(s)[:maxName])
+	}
+	return s
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// DumpTable names one of the three tables that hold the last good extract of
+// the CMIS views.
+type DumpTable string
+
+// The dump tables, in the order the extract step fills them.
+const (
+	ModuleGroups DumpTable = "cmis_groups_dump"
+	GroupMembers DumpTable = "cmis_groupmembers_dump"
+	GroupTutors  DumpTable = "cmis_tutgroupmembers_dump"
+)
+
+// DumpTables lists every dump table.
+var DumpTables = []DumpTable{ModuleGroups, GroupMembers, GroupTutors}
+
+// Columns returns the table's columns in the order Insert expects them.
+func (t DumpTable) Columns() []string {
+	switch t {
+	case ModuleGroups:
+		return []string{"modulecode", "groupcode", "modulename", "groupname"}
+	case GroupMembers:
+		return []string{"modulecode", "groupcode", "studentid"}
+	case GroupTutors:
+		return []string{"modulecode", "groupcode", "staffid"}
+	}
+	return nil
+}
+
+func (t DumpTable) valid() bool { return t.Columns() != nil }
+
+func (t DumpTable) shadow() string { return string(t) + "_next" }
+
+// BadRow is a source row the extract step refused, kept in
+// cmis_error_data_dump with the reason.
+type BadRow struct {
+	Source string // query file or CSV file the row came from
+	Line   int64  // row number in the source (1-based; 0 when unknown)
+	Row    string // the row as read, rendered for humans
+	Reason string
+}
+
+// Generation is one extract being written into the shadow tables. Nothing
+// it writes is visible to the stage step until Commit replaces all three
+// dumps in one transaction; Abort (or a crash) leaves the previous dump as it
+// was.
+type Generation struct {
+	s      *Store
+	runID  string
+	counts map[DumpTable]int64
+	done   bool
+}
+
+// insertBatch is the number of rows per multi-row INSERT: large enough to
+// amortise round trips, small enough for both engines' placeholder limits.
+const insertBatch = 500
+
+// BeginExtract empties the shadow tables and returns a generation to fill.
+func (s *Store) BeginExtract(ctx context.Context, runID string) (*Generation, error) {
+	for _, t := range DumpTables {
+		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+t.shadow()); err != nil {
+			return nil, fmt.Errorf("clear %s: %w", t.shadow(), err)
+		}
+	}
+	return &Generation{s: s, runID: runID, counts: map[DumpTable]int64{}}, nil
+}
+
+// Insert adds rows (values in Columns order) to the table's shadow. Rows
+// whose key is already present are skipped; Insert returns how many were
+// added, so the caller can tell duplicates apart.
+func (g *Generation) Insert(ctx context.Context, t DumpTable, rows [][]string) (int64, error) {
+	if g.done {
+		return 0, errors.New("extract generation already finished")
+	}
+	if !t.valid() {
+		return 0, fmt.Errorf("unknown dump table %q", t)
+	}
+	cols := t.Columns()
+	var added int64
+	err := g.s.inTx(ctx, func(tx *sql.Tx) error {
+		var full *sql.Stmt
+		defer func() {
+			if full != nil {
+				full.Close()
+			}
+		}()
+		for start := 0; start < len(rows); start += insertBatch {
+			end := min(start+insertBatch, len(rows))
+			chunk := rows[start:end]
+			args := make([]any, 0, len(chunk)*len(cols))
+			for i, r := range chunk {
+				if len(r) != len(cols) {
+					return fmt.Errorf("%s row %d: %d values, want %d", t, start+i, len(r), len(cols))
+				}
+				for _, v := range r {
+					args = append(args, v)
+				}
+			}
+			q := g.s.insertIgnoreSQL(t.shadow(), cols, len(chunk))
+			var res sql.Result
+			var err error
+			if len(chunk) == insertBatch {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, q); err != nil {
+						return err
+					}
+				}
+				res, err = full.ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, q, args...)
+			}
+			if err != nil {
+				return fmt.Errorf("insert into %s: %w", t.shadow(), err)
+			}
+			n, _ := res.RowsAffected()
+			added += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	g.counts[t] += added
+	return added, nil
+}
+
+// insertIgnoreSQL builds a multi-row INSERT that skips rows whose key exists.
+func (s *Store) insertIgnoreSQL(table string, cols []string, nrows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := 0; i < nrows; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	if s.engine == EngineMySQL {
+		// A no-op update (rather than INSERT IGNORE) keeps real errors, such
+		// as over-long values, as errors.
+		b.WriteString(" ON DUPLICATE KEY UPDATE " + cols[0] + " = " + cols[0])
+	} else {
+		b.WriteString(" ON CONFLICT DO NOTHING")
+	}
+	return b.String()
+}
+
+// Reject records refused rows in cmis_error_data_dump, tagged with the run.
+func (g *Generation) Reject(ctx context.Context, bad []BadRow) error {
+	return g.s.RecordBadRows(ctx, g.runID, bad)
+}
+
+// RecordBadRows appends rows to cmis_error_data_dump.
+func (s *Store) RecordBadRows(ctx context.Context, runID string, bad []BadRow) error {
+	if len(bad) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cmis_error_data_dump (run_id, source, line, rowdata, reason) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, b := range bad {
+			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, b.Row, truncate(b.Reason, 1000)); err != nil {
+				return fmt.Errorf("record bad row: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+// Counts returns the rows added so far per table.
+func (g *Generation) Counts() map[DumpTable]int64 {
+	out := make(map[DumpTable]int64, len(g.counts))
+	for k, v := range g.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Commit replaces all three dumps with the shadow tables in one
+// transaction and empties the shadows.
+func (g *Generation) Commit(ctx context.Context) error {
+	if g.done {
+		return errors.New("extract generation already finished")
+	}
+	err := g.s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range DumpTables {
+			cols := strings.Join(t.Columns(), ", ")
+			for _, q := range []string{
+				"DELETE FROM " + string(t),
+				"INSERT INTO " + string(t) + " (" + cols + ") SELECT " + cols + " FROM " + t.shadow(),
+				"DELETE FROM " + t.shadow(),
+			} {
+				if _, err := tx.ExecContext(ctx, q); err != nil {
+					return fmt.Errorf("replace %s: %w", t, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.done = true
+	return nil
+}
+
+// Abort discards the shadow tables; the previous dump stays as it was.
+func (g *Generation) Abort(ctx context.Context) error {
+	if g.done {
+		return nil
+	}
+	g.done = true
+	for _, t := range DumpTables {
+		if _, err := g.s.db.ExecContext(ctx, "DELETE FROM "+t.shadow()); err != nil {
+			return fmt.Errorf("clear %s: %w", t.shadow(), err)
+		}
+	}
+	return nil
+}
+
+// DumpCounts returns the row count of each committed dump table.
+func (s *Store) DumpCounts(ctx context.Context) (map[DumpTable]int64, error) {
+	out := map[DumpTable]int64{}
+	for _, t := range DumpTables {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+string(t)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t, err)
+		}
+		out[t] = n
+	}
+	return out, nil
+}
+
+// BadRows returns the rows refused by a run's extract.
+func (s *Store) BadRows(ctx context.Context, runID string) ([]BadRow, error) {
+	return all(ctx, s.db, `SELECT source, line, rowdata, reason FROM cmis_error_data_dump WHERE run_id = ? ORDER BY id`, []any{runID},
+		func(r *sql.Rows) (BadRow, error) {
+			var b BadRow
+			err := r.Scan(&b.Source, &b.Line, &b.Row, &b.Reason)
+			return b, err
+		})
+}

@@ -1,0 +1,401 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Values of mapped_modules.group_import and mapping_action.
+const (
+	ActionAdd    = "ADD"
+	ActionRemove = "RMV"
+)
+
+// Mapping is one row of mapped_modules: Moodle course CourseID takes groups
+// from CMIS module ModuleCode when both actions are ADD.
+type Mapping struct {
+	ID            int64
+	CourseID      int64
+	ModuleCode    string
+	GroupImport   string
+	MappingAction string
+}
+
+// UpsertMapping inserts or updates the mapping of (course, module).
+func (s *Store) UpsertMapping(ctx context.Context, m Mapping) error {
+	if m.GroupImport == "" {
+		m.GroupImport = ActionAdd
+	}
+	if m.MappingAction == "" {
+		m.MappingAction = ActionAdd
+	}
+	for _, v := range []string{m.GroupImport, m.MappingAction} {
+		if v != ActionAdd && v != ActionRemove {
+			return fmt.Errorf("mapping %d/%s: action %q is not ADD or RMV", m.CourseID, m.ModuleCode, v)
+		}
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE mapped_modules SET group_import = ?, mapping_action = ?, updated_at = CURRENT_TIMESTAMP WHERE moodle_id = ? AND modulecode = ?`,
+		m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
+	if err != nil {
+		return fmt.Errorf("update mapping: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO mapped_modules (moodle_id, modulecode, group_import, mapping_action)
+SELECT ?, ?, ?, ? FROM (SELECT 1 AS one) x WHERE NOT EXISTS (SELECT 1 FROM mapped_modules WHERE moodle_id = ? AND modulecode = ?)`,
+		m.CourseID, m.ModuleCode, m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
+	if err != nil {
+		return fmt.Errorf("insert mapping: %w", err)
+	}
+	return nil
+}
+
+// Mappings lists mapped_modules, optionally for one course (courseID > 0).
+func (s *Store) Mappings(ctx context.Context, courseID int64) ([]Mapping, error) {
+	q := `SELECT id, moodle_id, modulecode, group_import, mapping_action FROM mapped_modules`
+	var args []any
+	if courseID > 0 {
+		q += ` WHERE moodle_id = ?`
+		args = append(args, courseID)
+	}
+	return all(ctx, s.db, q+` ORDER BY moodle_id, modulecode`, args, func(r *sql.Rows) (Mapping, error) {
+		var m Mapping
+		err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupImport, &m.MappingAction)
+		return m, err
+	})
+}
+
+// Filter limits staged work to some courses. The zero Filter means all.
+type Filter struct {
+	Courses []int64
+}
+
+// clause returns " AND col IN (?, ...)" and its arguments.
+func (f Filter) clause(col string) (string, []any) {
+	if len(f.Courses) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(f.Courses))
+	for i, c := range f.Courses {
+		args[i] = c
+	}
+	return " AND " + col + " IN (" + placeholders(len(args)) + ")", args
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// GroupingRow is a grouping, desired (from CMIS) or staged.
+type GroupingRow struct {
+	ID         int64 // staged row id; 0 for desired rows
+	CourseID   int64
+	ModuleCode string
+	ModuleName string // desired rows only
+	IDNumber   string // staged rows only
+	Name       string // staged rows only
+	MoodleID   int64  // 0 until created in Moodle
+	ToAdd      bool
+	ToDelete   bool
+}
+
+// GroupRow is a group, desired or staged.
+type GroupRow struct {
+	ID         int64
+	CourseID   int64
+	ModuleCode string
+	GroupCode  string
+	ModuleName string // desired rows only
+	GroupName  string // desired rows only
+	IDNumber   string
+	Name       string
+	MoodleID   int64
+	Assigned   bool
+	ToAdd      bool
+	ToDelete   bool
+}
+
+// Member roles.
+const (
+	RoleStudent = "student"
+	RoleTutor   = "tutor"
+)
+
+// MemberRow is a membership, desired or staged.
+type MemberRow struct {
+	ID           int64
+	CourseID     int64
+	ModuleCode   string
+	GroupCode    string
+	Role         string
+	CMISID       string
+	MoodleUserID int64
+	ToAdd        bool
+	ToDelete     bool
+}
+
+const activeMapping = `m.mapping_action = 'ADD' AND m.group_import = 'ADD'`
+
+// DesiredGroupings streams one row per (course, module) with groups in the
+// dump, for active mappings, sorted by (course, module).
+func (s *Store) DesiredGroupings(ctx context.Context, f Filter) (*Cursor[GroupingRow], error) {
+	where, args := f.clause("m.moodle_id")
+	return query(ctx, s.db, `SELECT m.moodle_id, m.modulecode, MAX(g.modulename)
+FROM mapped_modules m JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+WHERE `+activeMapping+where+`
+GROUP BY m.moodle_id, m.modulecode
+ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (GroupingRow, error) {
+		var g GroupingRow
+		err := r.Scan(&g.CourseID, &g.ModuleCode, &g.ModuleName)
+		return g, err
+	})
+}
+
+// DesiredGroups streams one row per (course, module, group), sorted.
+func (s *Store) DesiredGroups(ctx context.Context, f Filter) (*Cursor[GroupRow], error) {
+	where, args := f.clause("m.moodle_id")
+	return query(ctx, s.db, `SELECT m.moodle_id, g.modulecode, g.groupcode, g.modulename, g.groupname
+FROM mapped_modules m JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+WHERE `+activeMapping+where+`
+ORDER BY m.moodle_id, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (GroupRow, error) {
+		var g GroupRow
+		err := r.Scan(&g.CourseID, &g.ModuleCode, &g.GroupCode, &g.ModuleName, &g.GroupName)
+		return g, err
+	})
+}
+
+// DesiredMembers streams the students and tutors of every desired group,
+// sorted by (course, module, group, role, CMIS id).
+func (s *Store) DesiredMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
+	where, args := f.clause("m.moodle_id")
+	sel := func(table, role, idcol string) string {
+		return `SELECT m.moodle_id AS courseid, d.modulecode AS modulecode, d.groupcode AS groupcode, '` + role + `' AS role, d.` + idcol + ` AS cmisid
+FROM ` + table + ` d
+JOIN mapped_modules m ON m.modulecode = d.modulecode
+JOIN cmis_groups_dump g ON g.modulecode = d.modulecode AND g.groupcode = d.groupcode
+WHERE ` + activeMapping + where
+	}
+	q := sel("cmis_groupmembers_dump", RoleStudent, "studentid") + "\nUNION ALL\n" + sel("cmis_tutgroupmembers_dump", RoleTutor, "staffid") +
+		"\nORDER BY courseid, modulecode, groupcode, role, cmisid"
+	return query(ctx, s.db, q, append(append([]any{}, args...), args...), func(r *sql.Rows) (MemberRow, error) {
+		var m MemberRow
+		err := r.Scan(&m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID)
+		return m, err
+	})
+}
+
+// groupingColsOf lists cmis_groupings columns, each qualified by prefix
+// (e.g. "gg.").
+func groupingColsOf(p string) string {
+	return p + "id, " + p + "courseid, " + p + "modulecode, " + p + "idnumber, " + p + "name, COALESCE(" + p + "moodlegroupingid, 0), " + p + "toadd, " + p + "todelete"
+}
+
+var groupingCols = groupingColsOf("")
+
+const (
+	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, COALESCE(moodlegroupid, 0), assigned, toadd, todelete`
+	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete`
+)
+
+func scanGrouping(r *sql.Rows) (GroupingRow, error) {
+	var g GroupingRow
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleID, &g.ToAdd, &g.ToDelete)
+	return g, err
+}
+
+func scanGroup(r *sql.Rows) (GroupRow, error) {
+	var g GroupRow
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete)
+	return g, err
+}
+
+func scanMember(r *sql.Rows) (MemberRow, error) {
+	var m MemberRow
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete)
+	return m, err
+}
+
+// StagedGroupings streams cmis_groupings sorted like DesiredGroupings.
+func (s *Store) StagedGroupings(ctx context.Context, f Filter) (*Cursor[GroupingRow], error) {
+	where, args := f.clause("courseid")
+	return query(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE 1=1`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
+}
+
+// StagedGroups streams cmis_groups_course sorted like DesiredGroups.
+func (s *Store) StagedGroups(ctx context.Context, f Filter) (*Cursor[GroupRow], error) {
+	where, args := f.clause("courseid")
+	return query(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE 1=1`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
+}
+
+// StagedMembers streams cmis_groupmembers sorted like DesiredMembers.
+func (s *Store) StagedMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
+	where, args := f.clause("courseid")
+	return query(ctx, s.db, `SELECT `+memberCols+` FROM cmis_groupmembers WHERE 1=1`+where+` ORDER BY courseid, modulecode, groupcode, role, cmisid`, args, scanMember)
+}
+
+// Staged table names, as operators see them.
+const (
+	TableGroupings = "cmis_groupings"
+	TableGroups    = "cmis_groups_course"
+	TableMembers   = "cmis_groupmembers"
+)
+
+// StageChanges is a batch of changes the stage step makes to staged rows.
+type StageChanges struct {
+	NewGroupings []GroupingRow // inserted with toadd=1
+	NewGroups    []GroupRow
+	NewMembers   []MemberRow
+	// MarkDelete sets todelete=1, Unmark clears it, Drop deletes rows never
+	// created in Moodle; each maps a staged table to row ids.
+	MarkDelete map[string][]int64
+	Unmark     map[string][]int64
+	Drop       map[string][]int64
+}
+
+// Len is the number of changes in the batch.
+func (c *StageChanges) Len() int {
+	n := len(c.NewGroupings) + len(c.NewGroups) + len(c.NewMembers)
+	for _, m := range []map[string][]int64{c.MarkDelete, c.Unmark, c.Drop} {
+		for _, ids := range m {
+			n += len(ids)
+		}
+	}
+	return n
+}
+
+// ApplyStage writes a batch of stage changes in one transaction.
+func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
+	if c.Len() == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertRows(ctx, tx, TableGroupings, []string{"courseid", "modulecode", "idnumber", "name", "toadd"}, len(c.NewGroupings), func(i int) []any {
+			g := c.NewGroupings[i]
+			return []any{g.CourseID, g.ModuleCode, g.IDNumber, g.Name, 1}
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(ctx, tx, TableGroups, []string{"courseid", "modulecode", "groupcode", "idnumber", "name", "toadd"}, len(c.NewGroups), func(i int) []any {
+			g := c.NewGroups[i]
+			return []any{g.CourseID, g.ModuleCode, g.GroupCode, g.IDNumber, g.Name, 1}
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(ctx, tx, TableMembers, []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}, len(c.NewMembers), func(i int) []any {
+			m := c.NewMembers[i]
+			return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
+		}); err != nil {
+			return err
+		}
+		for table, ids := range c.MarkDelete {
+			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+				return err
+			}
+		}
+		for table, ids := range c.Unmark {
+			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 0, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+				return err
+			}
+		}
+		for table, ids := range c.Drop {
+			if err := updateIDs(ctx, tx, `DELETE FROM `+table+` WHERE id IN `, ids); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// rowsPerInsert bounds multi-row INSERTs below both engines' placeholder
+// limits.
+const rowsPerInsert = 500
+
+func insertRows(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) []any) error {
+	one := "(" + placeholders(len(cols)) + ")"
+	for start := 0; start < n; start += rowsPerInsert {
+		end := min(start+rowsPerInsert, n)
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+		args := make([]any, 0, (end-start)*len(cols))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+			args = append(args, row(i)...)
+		}
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// updateIDs runs prefix + "(?, ...)" over ids in chunks.
+func updateIDs(ctx context.Context, q querier, prefix string, ids []int64) error {
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		end := min(start+chunk, len(ids))
+		args := make([]any, end-start)
+		for i, id := range ids[start:end] {
+			args[i] = id
+		}
+		if _, err := q.ExecContext(ctx, prefix+"("+placeholders(len(args))+")", args...); err != nil {
+			return fmt.Errorf("%s…: %w", strings.Fields(prefix)[0], err)
+		}
+	}
+	return nil
+}
+
+// Cursor streams typed rows from a query.
+type Cursor[T any] struct {
+	rows *sql.Rows
+	scan func(*sql.Rows) (T, error)
+	cur  T
+	err  error
+}
+
+func query[T any](ctx context.Context, q querier, sqlText string, args []any, scan func(*sql.Rows) (T, error)) (*Cursor[T], error) {
+	rows, err := q.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &Cursor[T]{rows: rows, scan: scan}, nil
+}
+
+// Next advances to the next row.
+func (c *Cursor[T]) Next() bool {
+	if c.err != nil || !c.rows.Next() {
+		return false
+	}
+	c.cur, c.err = c.scan(c.rows)
+	return c.err == nil
+}
+
+// Value is the current row.
+func (c *Cursor[T]) Value() T { return c.cur }
+
+// Err reports the first error met while reading.
+func (c *Cursor[T]) Err() error {
+	if c.err != nil {
+		return c.err
+	}
+	return c.rows.Err()
+}
+
+// Close releases the cursor.
+func (c *Cursor[T]) Close() error { return c.rows.Close() }
+
+// all reads every row of a query into a slice.
+func all[T any](ctx context.Context, q querier, sqlText string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	c, err := query(ctx, q, sqlText, args, scan)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []T
+	for c.Next() {
+		out = append(out, c.Value())
+	}
+	return out, c.Err()
+}
