@@ -1,0 +1,1138 @@
+package moodlesim
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Site facts reported by core_webservice_get_site_info.
+const (
+	siteRelease        = "4.5.6+ (Build: 20250101)"
+	siteVersion        = "2024100706"
+	enrolManualVersion = "2024100700"
+	// fixedTime is used for every timestamp so that answers are reproducible.
+	fixedTime = 1735689600
+)
+
+// callCtx is what a web-service function sees: the staged state of its
+// transaction and the request's settings.
+type callCtx struct {
+	s       *Server
+	st      *state
+	raw     bool // moodlewssettingraw
+	siteURL string
+}
+
+// wsFunc is one external function: its parameter and return descriptions and
+// its implementation.
+type wsFunc struct {
+	name      string
+	component string
+	params    *singleDesc
+	returns   desc // nil: the function returns nothing (JSON null)
+	write     bool // runs in a transaction on a staged copy
+	run       func(c *callCtx, p map[string]any) (any, *wsError)
+}
+
+func (f *wsFunc) version() string {
+	if f.component == "enrol_manual" {
+		return enrolManualVersion
+	}
+	return siteVersion
+}
+
+// Descriptions shared by several functions.
+var (
+	customFieldsParam = optMulti(single(
+		key("shortname", val(paramAlnumExt)),
+		key("value", val(paramRaw)),
+	))
+	customFieldsReturn = optMulti(single(
+		key("name", val(paramRaw)),
+		key("shortname", val(paramRaw)),
+		key("type", val(paramAlnumExt)),
+		key("valueraw", val(paramRaw)),
+		key("value", val(paramRaw)),
+	))
+	groupReturn = single(
+		key("id", val(paramInt)),
+		key("courseid", val(paramInt)),
+		key("name", val(paramText)),
+		key("description", val(paramRaw)),
+		key("descriptionformat", val(paramInt)),
+		key("enrolmentkey", val(paramRaw)),
+		key("idnumber", val(paramRaw)),
+		key("visibility", val(paramInt)),
+		key("participation", val(paramBool)),
+	)
+	groupingReturn = single(
+		key("id", val(paramInt)),
+		key("courseid", val(paramInt)),
+		key("name", val(paramText)),
+		key("description", val(paramRaw)),
+		key("descriptionformat", val(paramInt)),
+		key("idnumber", val(paramRaw)),
+	)
+	memberParams = multi(single(
+		key("groupid", val(paramInt)),
+		key("userid", val(paramInt)),
+	))
+	assignParams = multi(single(
+		key("groupingid", val(paramInt)),
+		key("groupid", val(paramInt)),
+	))
+	userReturn = single(
+		key("id", val(paramInt)),
+		key("username", optVal(paramRaw)),
+		key("firstname", optVal(paramText)),
+		key("lastname", optVal(paramText)),
+		key("fullname", val(paramText)),
+		key("email", optVal(paramText)),
+		key("idnumber", optVal(paramRaw)),
+	)
+	fileReturn = single(
+		key("filename", optVal(paramRaw)),
+		key("filepath", optVal(paramRaw)),
+		key("filesize", optVal(paramInt)),
+		key("fileurl", optVal(paramRaw)),
+		key("timemodified", optVal(paramInt)),
+		key("mimetype", optVal(paramRaw)),
+	)
+	courseReturn = single(
+		key("id", val(paramInt)),
+		key("fullname", val(paramText)),
+		key("displayname", val(paramText)),
+		key("shortname", val(paramText)),
+		key("courseimage", optVal(paramRaw)),
+		key("categoryid", val(paramInt)),
+		key("categoryname", val(paramText)),
+		key("sortorder", optVal(paramInt)),
+		key("summary", val(paramRaw)),
+		key("summaryformat", val(paramInt)),
+		key("summaryfiles", optMulti(fileReturn)),
+		key("overviewfiles", multi(fileReturn)),
+		key("showactivitydates", val(paramBool)),
+		key("showcompletionconditions", val(paramBool)),
+		key("contacts", multi(single(key("id", val(paramInt)), key("fullname", val(paramText))))),
+		key("enrollmentmethods", multi(val(paramRaw))),
+		key("idnumber", optVal(paramRaw)),
+		key("format", optVal(paramAlnumExt)),
+		key("showgrades", optVal(paramInt)),
+		key("newsitems", optVal(paramInt)),
+		key("startdate", optVal(paramInt)),
+		key("enddate", optVal(paramInt)),
+		key("maxbytes", optVal(paramInt)),
+		key("showreports", optVal(paramInt)),
+		key("visible", optVal(paramInt)),
+		key("groupmode", optVal(paramInt)),
+		key("groupmodeforce", optVal(paramInt)),
+		key("defaultgroupingid", optVal(paramInt)),
+		key("enablecompletion", optVal(paramInt)),
+		key("completionnotify", optVal(paramInt)),
+		key("lang", optVal(paramRaw)),
+		key("theme", optVal(paramRaw)),
+		key("marker", optVal(paramInt)),
+		key("legacyfiles", optVal(paramInt)),
+		key("calendartype", optVal(paramRaw)),
+		key("timecreated", optVal(paramInt)),
+		key("timemodified", optVal(paramInt)),
+		key("requested", optVal(paramInt)),
+		key("cacherev", optVal(paramInt)),
+	)
+	warningsReturn = multi(single(
+		key("item", optVal(paramText)),
+		key("itemid", optVal(paramInt)),
+		key("warningcode", val(paramAlnumExt)),
+		key("message", val(paramRaw)),
+	))
+)
+
+// functionList is every implemented external function.
+var functionList = []*wsFunc{
+	{
+		name: "core_group_create_groups", component: "moodle", write: true,
+		params: single(key("groups", multi(single(
+			key("courseid", val(paramInt)),
+			key("name", val(paramText)),
+			key("description", val(paramRaw)),
+			key("descriptionformat", formatVal()),
+			key("enrolmentkey", optVal(paramRaw)),
+			key("idnumber", optVal(paramRaw)),
+			key("visibility", defVal(paramInt, 0)),
+			key("participation", defVal(paramBool, true)),
+			key("customfields", customFieldsParam),
+		)))),
+		returns: multi(groupReturn.with(key("customfields", customFieldsParam))),
+		run:     createGroups,
+	},
+	{
+		name: "core_group_update_groups", component: "moodle", write: true,
+		params: single(key("groups", multi(single(
+			key("id", val(paramInt)),
+			key("name", val(paramText)),
+			key("description", optVal(paramRaw)),
+			key("descriptionformat", formatVal()),
+			key("enrolmentkey", optVal(paramRaw)),
+			key("idnumber", optVal(paramRaw)),
+			key("visibility", optVal(paramText)),
+			key("participation", optVal(paramBool)),
+			key("customfields", customFieldsParam),
+		)))),
+		run: updateGroups,
+	},
+	{
+		name: "core_group_delete_groups", component: "moodle", write: true,
+		params: single(key("groupids", multi(val(paramInt)))),
+		run:    deleteGroups,
+	},
+	{
+		name: "core_group_get_groups", component: "moodle",
+		params:  single(key("groupids", multi(val(paramInt)))),
+		returns: multi(groupReturn.with(key("customfields", customFieldsReturn))),
+		run:     getGroups,
+	},
+	{
+		name: "core_group_get_course_groups", component: "moodle",
+		params:  single(key("courseid", val(paramInt))),
+		returns: multi(groupReturn),
+		run:     getCourseGroups,
+	},
+	{
+		name: "core_group_create_groupings", component: "moodle", write: true,
+		params: single(key("groupings", multi(single(
+			key("courseid", val(paramInt)),
+			key("name", val(paramText)),
+			key("description", val(paramRaw)),
+			key("descriptionformat", formatVal()),
+			key("idnumber", optVal(paramRaw)),
+			key("customfields", customFieldsParam),
+		)))),
+		returns: multi(groupingReturn.with(key("customfields", customFieldsParam))),
+		run:     createGroupings,
+	},
+	{
+		name: "core_group_update_groupings", component: "moodle", write: true,
+		params: single(key("groupings", multi(single(
+			key("id", val(paramInt)),
+			key("name", val(paramText)),
+			key("description", val(paramRaw)),
+			key("descriptionformat", formatVal()),
+			key("idnumber", optVal(paramRaw)),
+			key("customfields", customFieldsParam),
+		)))),
+		run: updateGroupings,
+	},
+	{
+		name: "core_group_delete_groupings", component: "moodle", write: true,
+		params: single(key("groupingids", multi(val(paramInt)))),
+		run:    deleteGroupings,
+	},
+	{
+		name: "core_group_get_groupings", component: "moodle",
+		params: single(
+			key("groupingids", multi(val(paramInt))),
+			key("returngroups", defVal(paramBool, false)),
+		),
+		returns: multi(groupingReturn.with(
+			key("customfields", customFieldsReturn),
+			key("groups", optMulti(single(
+				key("id", val(paramInt)),
+				key("courseid", val(paramInt)),
+				key("name", val(paramText)),
+				key("description", val(paramRaw)),
+				key("descriptionformat", val(paramInt)),
+				key("enrolmentkey", val(paramRaw)),
+				key("idnumber", val(paramRaw)),
+				key("customfields", customFieldsReturn),
+			))),
+		)),
+		run: getGroupings,
+	},
+	{
+		name: "core_group_get_course_groupings", component: "moodle",
+		params:  single(key("courseid", val(paramInt))),
+		returns: multi(groupingReturn),
+		run:     getCourseGroupings,
+	},
+	{
+		name: "core_group_assign_grouping", component: "moodle", write: true,
+		params: single(key("assignments", assignParams)),
+		run:    func(c *callCtx, p map[string]any) (any, *wsError) { return assignGrouping(c, p["assignments"], true) },
+	},
+	{
+		name: "core_group_unassign_grouping", component: "moodle", write: true,
+		params: single(key("unassignments", assignParams)),
+		run: func(c *callCtx, p map[string]any) (any, *wsError) {
+			return assignGrouping(c, p["unassignments"], false)
+		},
+	},
+	{
+		name: "core_group_add_group_members", component: "moodle", write: true,
+		params: single(key("members", memberParams)),
+		run:    func(c *callCtx, p map[string]any) (any, *wsError) { return changeMembers(c, p["members"], true) },
+	},
+	{
+		name: "core_group_delete_group_members", component: "moodle", write: true,
+		params: single(key("members", memberParams)),
+		run:    func(c *callCtx, p map[string]any) (any, *wsError) { return changeMembers(c, p["members"], false) },
+	},
+	{
+		name: "core_group_get_group_members", component: "moodle",
+		params:  single(key("groupids", multi(val(paramInt)))),
+		returns: multi(single(key("groupid", val(paramInt)), key("userids", multi(val(paramInt))))),
+		run:     getGroupMembers,
+	},
+	{
+		name: "core_enrol_get_enrolled_users", component: "moodle",
+		params: single(
+			key("courseid", val(paramInt)),
+			key("options", defMulti(single(key("name", val(paramAlnumExt)), key("value", val(paramRaw))))),
+		),
+		returns: multi(userReturn),
+		run:     getEnrolledUsers,
+	},
+	{
+		name: "core_user_get_users_by_field", component: "moodle",
+		params: single(
+			key("field", val(paramAlpha)),
+			key("values", multi(val(paramRaw))),
+		),
+		returns: multi(userReturn),
+		run:     getUsersByField,
+	},
+	{
+		name: "core_course_get_courses_by_field", component: "moodle",
+		params: single(
+			key("field", defVal(paramAlpha, "")),
+			key("value", defVal(paramRaw, "")),
+		),
+		returns: single(key("courses", multi(courseReturn)), key("warnings", warningsReturn)),
+		run:     getCoursesByField,
+	},
+	{
+		name: "enrol_manual_enrol_users", component: "enrol_manual", write: true,
+		params: single(key("enrolments", multi(single(
+			key("roleid", val(paramInt)),
+			key("userid", val(paramInt)),
+			key("courseid", val(paramInt)),
+			key("timestart", optVal(paramInt)),
+			key("timeend", optVal(paramInt)),
+			key("suspend", optVal(paramInt)),
+		)))),
+		run: enrolUsers,
+	},
+	{
+		name: "core_webservice_get_site_info", component: "moodle",
+		params: single(key("serviceshortnames", defMulti(val(paramAlnumExt)))),
+		returns: single(
+			key("sitename", val(paramRaw)),
+			key("username", val(paramRaw)),
+			key("firstname", val(paramText)),
+			key("lastname", val(paramText)),
+			key("fullname", val(paramText)),
+			key("lang", val(paramRaw)),
+			key("userid", val(paramInt)),
+			key("siteurl", val(paramRaw)),
+			key("userpictureurl", val(paramRaw)),
+			key("functions", multi(single(key("name", val(paramRaw)), key("version", val(paramText))))),
+			key("downloadfiles", optVal(paramInt)),
+			key("uploadfiles", optVal(paramInt)),
+			key("release", optVal(paramText)),
+			key("version", optVal(paramText)),
+			key("mobilecssurl", optVal(paramRaw)),
+			key("advancedfeatures", optMulti(single(key("name", val(paramAlnumExt)), key("value", val(paramInt))))),
+			key("usercanmanageownfiles", optVal(paramBool)),
+			key("userquota", optVal(paramInt)),
+			key("usermaxuploadfilesize", optVal(paramInt)),
+			key("userhomepage", optVal(paramInt)),
+			key("siteid", optVal(paramInt)),
+			key("sitecalendartype", optVal(paramRaw)),
+			key("usercalendartype", optVal(paramRaw)),
+			key("userissiteadmin", optVal(paramBool)),
+			key("theme", optVal(paramRaw)),
+			key("limitconcurrentlogins", optVal(paramInt)),
+			key("policyagreed", optVal(paramInt)),
+		),
+		run: getSiteInfo,
+	},
+}
+
+var functionsByName = func() map[string]*wsFunc {
+	m := make(map[string]*wsFunc, len(functionList))
+	for _, f := range functionList {
+		m[f.name] = f
+	}
+	return m
+}()
+
+// FunctionNames lists every web-service function the simulator implements,
+// sorted.
+func FunctionNames() []string {
+	out := make([]string, 0, len(functionList))
+	for _, f := range functionList {
+		out = append(out, f.name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// --- helpers ---------------------------------------------------------------
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+func rec(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// validateFormat is core_external\util::validate_format().
+func validateFormat(f int) *wsError {
+	switch f {
+	case formatMoodle, formatHTML, formatPlain, formatMarkdown:
+		return nil
+	}
+	return formatNotSupported()
+}
+
+// validateVisibility is core_group_external::validate_visibility().
+func validateVisibility(v int) *wsError {
+	if v < 0 || v > 3 {
+		return invalidParam("Invalid group visibility provided. Must be one of 0,1,2,3")
+	}
+	return nil
+}
+
+var entityRe = regexp.MustCompile(`&([a-zA-Z0-9#]{1,8};)?`)
+
+// formatString is what format_string() does to a plain group name: "&" not
+// starting an entity becomes "&amp;", tags are stripped and "<", ">" escaped.
+func (c *callCtx) formatString(s string) string {
+	if c.raw {
+		return s
+	}
+	s = entityRe.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "&" {
+			return "&amp;"
+		}
+		return m
+	})
+	s = stripTags(s)
+	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func tooLong(table string, fields map[string]string, limits map[string]int) *wsError {
+	for _, col := range []string{"name", "idnumber", "enrolmentkey"} {
+		v, ok := fields[col]
+		if ok && utf8.RuneCountInString(v) > limits[col] {
+			return writeErr("Data too long for column '" + col + "' at row 1\nINSERT INTO mdl_" + table)
+		}
+	}
+	return nil
+}
+
+var groupLimits = map[string]int{"name": maxGroupName, "idnumber": maxGroupIDNumber, "enrolmentkey": maxEnrolmentKey}
+
+func strOrEmpty(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (c *callCtx) groupOut(g *groupRec) map[string]any {
+	var key any
+	if g.enrolmentkey != nil {
+		key = *g.enrolmentkey
+	}
+	return map[string]any{
+		"id": g.id, "courseid": g.courseid, "name": c.formatString(g.name),
+		"description": g.description, "descriptionformat": formatHTML,
+		"enrolmentkey": key, "idnumber": g.idnumber,
+		"visibility": g.visibility, "participation": g.participation,
+	}
+}
+
+func groupingOut(g *groupingRec) map[string]any {
+	return map[string]any{
+		"id": g.id, "courseid": g.courseid, "name": g.name,
+		"description": g.description, "descriptionformat": formatHTML, "idnumber": g.idnumber,
+	}
+}
+
+func fullname(u *userRec) string { return u.firstname + " " + u.lastname }
+
+// userDetails is user_get_user_details(); fields nil means every field.
+func (c *callCtx) userDetails(u *userRec, fields map[string]bool) map[string]any {
+	want := func(f string) bool { return fields == nil || fields[f] }
+	m := map[string]any{"id": u.id, "fullname": fullname(u)}
+	if want("username") {
+		m["username"] = u.username
+	}
+	if want("firstname") {
+		m["firstname"] = u.firstname
+	}
+	if want("lastname") {
+		m["lastname"] = u.lastname
+	}
+	if want("email") {
+		m["email"] = u.email
+	}
+	if want("idnumber") && !phpEmpty(u.idnumber) && c.s.opts.ShowIdnumber {
+		m["idnumber"] = u.idnumber
+	}
+	return m
+}
+
+// --- core_group ------------------------------------------------------------
+
+func createGroups(c *callCtx, p map[string]any) (any, *wsError) {
+	out := []any{}
+	for _, x := range list(p["groups"]) {
+		g := rec(x)
+		courseID, name := g["courseid"].(int), g["name"].(string)
+		if phpTrim(name) == "" {
+			return nil, invalidParam("Invalid group name")
+		}
+		if c.st.groupNameTaken(courseID, name) {
+			return nil, invalidParam("Group with the same name already exists in the course")
+		}
+		if c.st.courses[courseID] == nil {
+			return nil, courseContextErr(courseID)
+		}
+		format := g["descriptionformat"].(int)
+		if err := validateFormat(format); err != nil {
+			return nil, err
+		}
+		vis := g["visibility"].(int)
+		if err := validateVisibility(vis); err != nil {
+			return nil, err
+		}
+		// groups_create_group()
+		r := &groupRec{courseid: courseID, name: phpTrim(name), description: g["description"].(string),
+			descformat: format, visibility: vis, participation: g["participation"].(bool), members: map[int]bool{}}
+		fields := map[string]string{"name": r.name}
+		if idn, ok := g["idnumber"].(string); ok {
+			r.idnumber = phpTrim(idn)
+			fields["idnumber"] = r.idnumber
+			if c.st.groupByIDNumber(courseID, r.idnumber) != nil {
+				return nil, idNumberTaken()
+			}
+		}
+		if k, ok := g["enrolmentkey"].(string); ok {
+			r.enrolmentkey = &k
+			fields["enrolmentkey"] = k
+		}
+		if err := tooLong("groups", fields, groupLimits); err != nil {
+			return nil, err
+		}
+		r.id = c.st.nextGroup
+		c.st.nextGroup++
+		c.st.groups[r.id] = r
+		o := map[string]any{
+			"id": r.id, "courseid": courseID, "name": r.name, "description": r.description,
+			"descriptionformat": format, "enrolmentkey": strOrEmpty(r.enrolmentkey), "idnumber": r.idnumber,
+			"visibility": vis, "participation": r.participation,
+		}
+		if cf, ok := g["customfields"]; ok {
+			o["customfields"] = cf
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["groups"]) {
+		g := rec(x)
+		id, name := g["id"].(int), g["name"].(string)
+		if phpTrim(name) == "" {
+			return nil, invalidParam("Invalid group name")
+		}
+		cur := c.st.groups[id]
+		if cur == nil {
+			return nil, invalidParam(fmt.Sprintf("Group %d does not exist", id))
+		}
+		if !phpLooseEq(name, cur.name) && c.st.groupNameTaken(cur.courseid, name) {
+			return nil, invalidParam("A different group with the same name already exists in the course")
+		}
+		visStr, hasVis := g["visibility"].(string)
+		part, hasPart := g["participation"].(bool)
+		vis := cur.visibility
+		if hasVis || hasPart {
+			hasMembers := len(cur.members) > 0
+			if hasVis {
+				n, err := strconv.Atoi(strings.TrimSpace(visStr))
+				if err != nil {
+					return nil, invalidParam("Invalid group visibility provided. Must be one of 0,1,2,3")
+				}
+				if werr := validateVisibility(n); werr != nil {
+					return nil, werr
+				}
+				if hasMembers && n != cur.visibility {
+					return nil, invalidParam("The visibility of this group cannot be changed as it currently has members.")
+				}
+				vis = n
+			}
+			if hasPart && hasMembers && part != cur.participation {
+				return nil, invalidParam("The participation mode of this group cannot be changed as it currently has members.")
+			}
+		}
+		if c.st.courses[cur.courseid] == nil {
+			return nil, courseContextErr(cur.courseid)
+		}
+		format := g["descriptionformat"].(int)
+		desc, hasDesc := g["description"].(string)
+		if hasDesc && !phpEmpty(desc) {
+			if err := validateFormat(format); err != nil {
+				return nil, err
+			}
+		}
+		// groups_update_group()
+		newName := phpTrim(name)
+		fields := map[string]string{"name": newName}
+		idn, hasIdn := g["idnumber"].(string)
+		if hasIdn {
+			idn = phpTrim(idn)
+			fields["idnumber"] = idn
+			if e := c.st.groupByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+				return nil, idNumberTaken()
+			}
+		}
+		key, hasKey := g["enrolmentkey"].(string)
+		if hasKey {
+			fields["enrolmentkey"] = key
+		}
+		if err := tooLong("groups", fields, groupLimits); err != nil {
+			return nil, err
+		}
+		cur.name = newName
+		cur.descformat = format
+		if hasDesc {
+			cur.description = desc
+		}
+		if hasIdn {
+			cur.idnumber = idn
+		}
+		if hasKey {
+			cur.enrolmentkey = &key
+		}
+		cur.visibility = vis
+		if hasPart {
+			cur.participation = part
+		}
+	}
+	return nil, nil
+}
+
+func deleteGroups(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["groupids"]) {
+		if id := x.(int); c.st.groups[id] != nil {
+			c.st.deleteGroup(id)
+		}
+		// Moodle silently ignores groups that do not exist.
+	}
+	return nil, nil
+}
+
+func getGroups(c *callCtx, p map[string]any) (any, *wsError) {
+	out := []any{}
+	for _, x := range list(p["groupids"]) {
+		id := x.(int)
+		g := c.st.groups[id]
+		if g == nil {
+			return nil, missingRecord("groups", "SELECT id, courseid, name, idnumber, description, descriptionformat, "+
+				"enrolmentkey, visibility, participation FROM {groups} WHERE id = ?", id)
+		}
+		o := c.groupOut(g)
+		o["customfields"] = []any{}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func getCourseGroups(c *callCtx, p map[string]any) (any, *wsError) {
+	courseID := p["courseid"].(int)
+	if c.st.courses[courseID] == nil {
+		return nil, courseContextErr(courseID)
+	}
+	out := []any{}
+	for _, id := range c.st.groupIDs(courseID) {
+		out = append(out, c.groupOut(c.st.groups[id]))
+	}
+	return out, nil
+}
+
+func getGroupMembers(c *callCtx, p map[string]any) (any, *wsError) {
+	out := []any{}
+	for _, x := range list(p["groupids"]) {
+		id := x.(int)
+		g := c.st.groups[id]
+		if g == nil {
+			return nil, missingRecord("groups", "SELECT id, courseid, name, enrolmentkey FROM {groups} WHERE id = ?", id)
+		}
+		// groups_get_members(..., 'lastname ASC, firstname ASC')
+		var users []*userRec
+		for uid := range g.members {
+			if u := c.st.users[uid]; u != nil {
+				users = append(users, u)
+			}
+		}
+		sort.Slice(users, func(i, j int) bool {
+			a, b := users[i], users[j]
+			if la, lb := strings.ToLower(a.lastname), strings.ToLower(b.lastname); la != lb {
+				return la < lb
+			}
+			if fa, fb := strings.ToLower(a.firstname), strings.ToLower(b.firstname); fa != fb {
+				return fa < fb
+			}
+			return a.id < b.id
+		})
+		ids := make([]any, 0, len(users))
+		for _, u := range users {
+			ids = append(ids, u.id)
+		}
+		out = append(out, map[string]any{"groupid": id, "userids": ids})
+	}
+	return out, nil
+}
+
+func changeMembers(c *callCtx, members any, add bool) (any, *wsError) {
+	for _, x := range list(members) {
+		m := rec(x)
+		gid, uid := m["groupid"].(int), m["userid"].(int)
+		g := c.st.groups[gid]
+		if g == nil {
+			return nil, missingRecord("groups", "SELECT * FROM {groups} WHERE id = ?", gid)
+		}
+		if c.st.users[uid] == nil {
+			return nil, missingRecord("user", "SELECT * FROM {user} WHERE id = ? AND deleted = ? AND mnethostid = ?", uid, 0, "1")
+		}
+		if c.st.courses[g.courseid] == nil {
+			return nil, courseContextErr(g.courseid)
+		}
+		if add {
+			if !c.st.enrolled(g.courseid, uid) {
+				return nil, invalidParam("Only enrolled users may be members of groups")
+			}
+			g.members[uid] = true
+		} else {
+			delete(g.members, uid)
+		}
+	}
+	return nil, nil
+}
+
+func createGroupings(c *callCtx, p map[string]any) (any, *wsError) {
+	out := []any{}
+	for _, x := range list(p["groupings"]) {
+		g := rec(x)
+		courseID, name := g["courseid"].(int), g["name"].(string)
+		if phpTrim(name) == "" {
+			return nil, invalidParam("Invalid grouping name")
+		}
+		if c.st.groupingNameTaken(courseID, name) {
+			return nil, invalidParam("Grouping with the same name already exists in the course")
+		}
+		// context_course::instance($courseid) with MUST_EXIST, outside the try.
+		if c.st.courses[courseID] == nil {
+			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
+		}
+		format := g["descriptionformat"].(int)
+		if err := validateFormat(format); err != nil {
+			return nil, err
+		}
+		// groups_create_grouping()
+		r := &groupingRec{courseid: courseID, name: phpTrim(name), description: g["description"].(string),
+			descformat: format, groups: map[int]bool{}}
+		o := map[string]any{"courseid": courseID, "name": r.name, "description": r.description, "descriptionformat": format}
+		fields := map[string]string{"name": r.name}
+		if idn, ok := g["idnumber"].(string); ok {
+			r.idnumber = phpTrim(idn)
+			fields["idnumber"] = r.idnumber
+			if c.st.groupingByIDNumber(courseID, r.idnumber) != nil {
+				return nil, idNumberTaken()
+			}
+			// Only set when given: without it Moodle's answer fails
+			// clean_returnvalue after the grouping was created.
+			o["idnumber"] = r.idnumber
+		}
+		if err := tooLong("groupings", fields, groupLimits); err != nil {
+			return nil, err
+		}
+		r.id = c.st.nextGrouping
+		c.st.nextGrouping++
+		c.st.groupings[r.id] = r
+		o["id"] = r.id
+		if cf, ok := g["customfields"]; ok {
+			o["customfields"] = cf
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["groupings"]) {
+		g := rec(x)
+		id, name := g["id"].(int), g["name"].(string)
+		if phpTrim(name) == "" {
+			return nil, invalidParam("Invalid grouping name")
+		}
+		cur := c.st.groupings[id]
+		if cur == nil {
+			return nil, invalidParam(fmt.Sprintf("Grouping %d does not exist in the course", id))
+		}
+		if !phpLooseEq(name, cur.name) && c.st.groupingNameTaken(cur.courseid, name) {
+			return nil, invalidParam("A different grouping with the same name already exists in the course")
+		}
+		if c.st.courses[cur.courseid] == nil {
+			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", cur.courseid)
+		}
+		format := g["descriptionformat"].(int)
+		if err := validateFormat(format); err != nil {
+			return nil, err
+		}
+		newName := phpTrim(name)
+		fields := map[string]string{"name": newName}
+		idn, hasIdn := g["idnumber"].(string)
+		if hasIdn {
+			idn = phpTrim(idn)
+			fields["idnumber"] = idn
+			if e := c.st.groupingByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+				return nil, idNumberTaken()
+			}
+		}
+		if err := tooLong("groupings", fields, groupLimits); err != nil {
+			return nil, err
+		}
+		cur.name = newName
+		cur.description = g["description"].(string)
+		cur.descformat = format
+		if hasIdn {
+			cur.idnumber = idn
+		}
+	}
+	return nil, nil
+}
+
+func deleteGroupings(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["groupingids"]) {
+		if id := x.(int); c.st.groupings[id] != nil {
+			c.st.deleteGrouping(id)
+		}
+	}
+	return nil, nil
+}
+
+func getGroupings(c *callCtx, p map[string]any) (any, *wsError) {
+	returnGroups := p["returngroups"].(bool)
+	out := []any{}
+	for _, x := range list(p["groupingids"]) {
+		id := x.(int)
+		g := c.st.groupings[id]
+		if g == nil {
+			return nil, missingRecord("groupings", "SELECT * FROM {groupings} WHERE id = ?", id)
+		}
+		o := groupingOut(g)
+		o["customfields"] = []any{}
+		if returnGroups && len(g.groups) > 0 {
+			groups := []any{}
+			for _, gid := range sortedKeys(g.groups) {
+				gr := c.st.groups[gid]
+				if gr == nil {
+					continue
+				}
+				var key any
+				if gr.enrolmentkey != nil {
+					key = *gr.enrolmentkey
+				}
+				groups = append(groups, map[string]any{
+					"id": gr.id, "courseid": gr.courseid, "name": gr.name, "description": gr.description,
+					"descriptionformat": formatHTML, "enrolmentkey": key, "idnumber": gr.idnumber,
+					"customfields": []any{},
+				})
+			}
+			o["groups"] = groups
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func getCourseGroupings(c *callCtx, p map[string]any) (any, *wsError) {
+	courseID := p["courseid"].(int)
+	if c.st.courses[courseID] == nil {
+		return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
+	}
+	out := []any{}
+	for _, id := range c.st.groupingIDs(courseID) {
+		out = append(out, groupingOut(c.st.groupings[id]))
+	}
+	return out, nil
+}
+
+// assignGrouping implements assign_grouping and unassign_grouping. Like
+// Moodle it does not check that the group and the grouping share a course.
+func assignGrouping(c *callCtx, items any, assign bool) (any, *wsError) {
+	for _, x := range list(items) {
+		a := rec(x)
+		gingID, gid := a["groupingid"].(int), a["groupid"].(int)
+		ging := c.st.groupings[gingID]
+		if ging == nil {
+			return nil, missingRecord("groupings", "SELECT id, courseid FROM {groupings} WHERE id = ?", gingID)
+		}
+		g := c.st.groups[gid]
+		if g == nil {
+			return nil, missingRecord("groups", "SELECT id, courseid FROM {groups} WHERE id = ?", gid)
+		}
+		if ging.groups[gid] == assign {
+			continue // already (un)assigned: Moodle continues silently
+		}
+		if c.st.courses[ging.courseid] == nil {
+			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", ging.courseid)
+		}
+		if assign {
+			ging.groups[gid] = true
+		} else {
+			delete(ging.groups, gid)
+		}
+	}
+	return nil, nil
+}
+
+// --- users, courses, enrolments ----------------------------------------------
+
+func getEnrolledUsers(c *callCtx, p map[string]any) (any, *wsError) {
+	courseID := p["courseid"].(int)
+	var fields map[string]bool
+	groupID, limitFrom, limitNumber := 0, 0, 0
+	for _, x := range list(p["options"]) {
+		o := rec(x)
+		v := o["value"].(string)
+		switch o["name"].(string) {
+		case "userfields":
+			fields = map[string]bool{}
+			for _, f := range strings.Split(v, ",") {
+				fields[cleanAlnumExt(f)] = true
+			}
+		case "groupid":
+			groupID = phpIntCast(v)
+		case "limitfrom":
+			limitFrom = phpIntCast(v)
+		case "limitnumber":
+			limitNumber = phpIntCast(v)
+		}
+	}
+	if c.st.courses[courseID] == nil {
+		return nil, missingRecord("course", "SELECT * FROM {course} WHERE id = ?", courseID)
+	}
+	ids := sortedKeys(c.st.enrol[courseID])
+	if groupID != 0 {
+		g := c.st.groups[groupID]
+		var kept []int
+		for _, uid := range ids {
+			if g != nil && g.courseid == courseID && g.members[uid] {
+				kept = append(kept, uid)
+			}
+		}
+		ids = kept
+	}
+	if limitFrom > 0 {
+		if limitFrom >= len(ids) {
+			ids = nil
+		} else {
+			ids = ids[limitFrom:]
+		}
+	}
+	if limitNumber > 0 && limitNumber < len(ids) {
+		ids = ids[:limitNumber]
+	}
+	out := []any{}
+	for _, uid := range ids {
+		if u := c.st.users[uid]; u != nil {
+			out = append(out, c.userDetails(u, fields))
+		}
+	}
+	return out, nil
+}
+
+// phpIntCast is PHP's (int) on a string: the leading integer, else 0.
+func phpIntCast(s string) int {
+	s = strings.TrimLeft(s, " \t\n\r\v\f")
+	end := 0
+	if end < len(s) && (s[end] == '-' || s[end] == '+') {
+		end++
+	}
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(s[:end])
+	return n
+}
+
+// cleanUsername is clean_param(PARAM_USERNAME) without extended characters.
+func cleanUsername(s string) string {
+	s = strings.ToLower(phpTrim(s))
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if ch := s[i]; ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || strings.IndexByte("-.@_", ch) >= 0 {
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+func getUsersByField(c *callCtx, p map[string]any) (any, *wsError) {
+	field := p["field"].(string)
+	var match func(u *userRec, v string) bool
+	var cleanValue func(v string) (string, bool)
+	switch field {
+	case "id":
+		cleanValue = func(v string) (string, bool) {
+			n := phpIntCast(v)
+			return strconv.Itoa(n), phpLooseEq(v, strconv.Itoa(n))
+		}
+		match = func(u *userRec, v string) bool { return strconv.Itoa(u.id) == v }
+	case "idnumber":
+		cleanValue = func(v string) (string, bool) { return v, true }
+		match = func(u *userRec, v string) bool { return sqlEq(u.idnumber, v) }
+	case "username":
+		cleanValue = func(v string) (string, bool) { cv := cleanUsername(v); return cv, cv == v }
+		match = func(u *userRec, v string) bool { return sqlEq(u.username, v) }
+	case "email":
+		cleanValue = func(v string) (string, bool) { cv := phpTrim(v); return cv, cv == v }
+		match = func(u *userRec, v string) bool { return sqlEq(u.email, v) }
+	default:
+		return nil, codingErr("invalid field parameter",
+			"The search field '"+field+"' is not supported, look at the web service documentation")
+	}
+	var values []string
+	for _, x := range list(p["values"]) {
+		v := x.(string)
+		cv, ok := cleanValue(v)
+		if !ok {
+			return nil, invalidParam("The field '" + field + "' value is invalid: " + v + "(cleaned value: " + cv + ")")
+		}
+		values = append(values, cv)
+	}
+	ids := make([]int, 0)
+	for id, u := range c.st.users {
+		for _, v := range values {
+			if match(u, v) {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	sort.Ints(ids)
+	out := []any{}
+	for _, id := range ids {
+		out = append(out, c.userDetails(c.st.users[id], nil))
+	}
+	return out, nil
+}
+
+func courseOut(co *courseRec) map[string]any {
+	return map[string]any{
+		"id": co.id, "fullname": co.fullname, "displayname": co.fullname, "shortname": co.shortname,
+		"categoryid": 1, "categoryname": "Category 1", "sortorder": 10000 + co.id,
+		"summary": "", "summaryformat": formatHTML, "summaryfiles": []any{}, "overviewfiles": []any{},
+		"showactivitydates": true, "showcompletionconditions": true, "contacts": []any{},
+		"enrollmentmethods": []any{"manual"}, "idnumber": co.idnumber, "format": "topics",
+		"showgrades": 1, "newsitems": 5, "startdate": fixedTime, "enddate": 0, "maxbytes": 0,
+		"showreports": 0, "visible": 1, "groupmode": 0, "groupmodeforce": 0, "defaultgroupingid": 0,
+		"enablecompletion": 1, "completionnotify": 0, "lang": "", "theme": "", "marker": 0,
+		"legacyfiles": 0, "calendartype": "", "timecreated": fixedTime, "timemodified": fixedTime,
+		"requested": 0, "cacherev": fixedTime,
+	}
+}
+
+func getCoursesByField(c *callCtx, p map[string]any) (any, *wsError) {
+	field, value := p["field"].(string), p["value"].(string)
+	var match func(co *courseRec) bool
+	switch field {
+	case "":
+		match = func(*courseRec) bool { return true }
+	case "id":
+		n := phpIntCast(value)
+		match = func(co *courseRec) bool { return co.id == n }
+	case "category":
+		n := phpIntCast(value)
+		match = func(*courseRec) bool { return n == 1 }
+	case "ids":
+		want := map[int]bool{}
+		for _, s := range strings.Split(value, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+				want[n] = true
+			}
+		}
+		match = func(co *courseRec) bool { return want[co.id] }
+	case "shortname":
+		v := stripTags(value)
+		match = func(co *courseRec) bool { return sqlEq(co.shortname, v) }
+	case "idnumber":
+		match = func(co *courseRec) bool { return sqlEq(co.idnumber, value) }
+	case "sectionid":
+		match = func(*courseRec) bool { return false }
+	default:
+		return nil, invalidParam("Invalid field name")
+	}
+	ids := make([]int, 0)
+	for id, co := range c.st.courses {
+		if match(co) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	courses := []any{}
+	for _, id := range ids {
+		courses = append(courses, courseOut(c.st.courses[id]))
+	}
+	return map[string]any{"courses": courses, "warnings": []any{}}, nil
+}
+
+// assignableRoles are the roles a manager may assign in a course: manager,
+// editingteacher, teacher, student.
+var assignableRoles = map[int]bool{1: true, 3: true, 4: true, 5: true}
+
+func enrolUsers(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["enrolments"]) {
+		e := rec(x)
+		roleID, userID, courseID := e["roleid"].(int), e["userid"].(int), e["courseid"].(int)
+		if c.st.courses[courseID] == nil {
+			return nil, invalidParam("Context does not exist")
+		}
+		if !assignableRoles[roleID] {
+			return nil, moodleErr("wsusercannotassign", fmt.Sprintf(
+				"You don't have the permission to assign this role (%d) to this user (%d) in this course (%d).",
+				roleID, userID, courseID))
+		}
+		if c.st.users[userID] == nil {
+			return nil, codingErr("User ID does not exist or is deleted!", "")
+		}
+		c.st.enrolUser(courseID, userID)
+	}
+	return nil, nil
+}
+
+func getSiteInfo(c *callCtx, _ map[string]any) (any, *wsError) {
+	funcs := []any{}
+	for _, name := range c.s.allowedNames() {
+		funcs = append(funcs, map[string]any{"name": name, "version": c.s.allowed[name].version()})
+	}
+	return map[string]any{
+		"sitename": c.s.opts.SiteName, "username": siteUsername, "firstname": "Admin", "lastname": "User",
+		"fullname": "Admin User", "lang": "en", "userid": siteUserID, "siteurl": c.siteURL,
+		"userpictureurl": c.siteURL + "/theme/image.php/boost/core/1/u/f1", "functions": funcs,
+		"downloadfiles": 0, "uploadfiles": 0, "release": siteRelease, "version": siteVersion,
+		"mobilecssurl": "", "advancedfeatures": []any{
+			map[string]any{"name": "usecomments", "value": 1},
+			map[string]any{"name": "usetags", "value": 1},
+			map[string]any{"name": "enablenotes", "value": 1},
+		},
+		"usercanmanageownfiles": true, "userquota": 104857600, "usermaxuploadfilesize": 104857600,
+		"userhomepage": 1, "siteid": 1, "sitecalendartype": "gregorian", "usercalendartype": "gregorian",
+		"userissiteadmin": true, "theme": "boost", "limitconcurrentlogins": 0, "policyagreed": 0,
+	}, nil
+}

@@ -1,0 +1,633 @@
+package moodlesim
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// User is a Moodle user account.
+type User struct {
+	ID        int
+	Username  string
+	IDNumber  string
+	Email     string
+	FirstName string
+	LastName  string
+}
+
+// Course is a Moodle course.
+type Course struct {
+	ID        int
+	ShortName string
+	FullName  string
+	IDNumber  string
+}
+
+// Group is a course group. Members holds user ids, sorted.
+type Group struct {
+	ID          int
+	CourseID    int
+	Name        string
+	IDNumber    string
+	Description string
+	Members     []int
+}
+
+// Grouping is a course grouping. Groups holds group ids, sorted.
+type Grouping struct {
+	ID          int
+	CourseID    int
+	Name        string
+	IDNumber    string
+	Description string
+	Groups      []int
+}
+
+// State is a deep copy of the whole site. Every slice is sorted by ID;
+// Enrolments maps a course id to its enrolled user ids, sorted, and lists only
+// courses with at least one enrolment.
+type State struct {
+	Courses    []Course
+	Users      []User
+	Enrolments map[int][]int
+	Groups     []Group
+	Groupings  []Grouping
+}
+
+// Column sizes of Moodle's tables, in characters.
+const (
+	maxGroupName     = 254
+	maxGroupIDNumber = 100
+	maxEnrolmentKey  = 50
+)
+
+// Ids Moodle uses before any real record: course 1 is the site, users 1 and
+// 2 are guest and admin.
+const (
+	firstCourseID = 2
+	firstUserID   = 3
+	siteUserID    = 2
+	siteUsername  = "admin"
+	firstGroupID  = 1
+)
+
+type courseRec struct {
+	id                            int
+	shortname, fullname, idnumber string
+}
+
+type userRec struct {
+	id                                             int
+	username, idnumber, email, firstname, lastname string
+}
+
+type groupRec struct {
+	id, courseid                int
+	name, idnumber, description string
+	descformat                  int
+	enrolmentkey                *string // NULL unless given
+	visibility                  int
+	participation               bool
+	members                     map[int]bool
+}
+
+type groupingRec struct {
+	id, courseid                int
+	name, idnumber, description string
+	descformat                  int
+	groups                      map[int]bool
+}
+
+// state is the site's data. A web-service call works on a clone and the clone
+// replaces the original only when the call succeeds.
+type state struct {
+	courses      map[int]*courseRec
+	users        map[int]*userRec
+	enrol        map[int]map[int]bool // course -> users
+	groups       map[int]*groupRec
+	groupings    map[int]*groupingRec
+	nextCourse   int
+	nextUser     int
+	nextGroup    int
+	nextGrouping int
+}
+
+func newState() *state {
+	return &state{
+		courses:      map[int]*courseRec{},
+		users:        map[int]*userRec{},
+		enrol:        map[int]map[int]bool{},
+		groups:       map[int]*groupRec{},
+		groupings:    map[int]*groupingRec{},
+		nextCourse:   firstCourseID,
+		nextUser:     firstUserID,
+		nextGroup:    firstGroupID,
+		nextGrouping: firstGroupID,
+	}
+}
+
+func copySet(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func (st *state) clone() *state {
+	c := *st
+	c.courses = make(map[int]*courseRec, len(st.courses))
+	for id, r := range st.courses {
+		cp := *r
+		c.courses[id] = &cp
+	}
+	c.users = make(map[int]*userRec, len(st.users))
+	for id, r := range st.users {
+		cp := *r
+		c.users[id] = &cp
+	}
+	c.enrol = make(map[int]map[int]bool, len(st.enrol))
+	for id, m := range st.enrol {
+		c.enrol[id] = copySet(m)
+	}
+	c.groups = make(map[int]*groupRec, len(st.groups))
+	for id, r := range st.groups {
+		cp := *r
+		cp.members = copySet(r.members)
+		c.groups[id] = &cp
+	}
+	c.groupings = make(map[int]*groupingRec, len(st.groupings))
+	for id, r := range st.groupings {
+		cp := *r
+		cp.groups = copySet(r.groups)
+		c.groupings[id] = &cp
+	}
+	return &c
+}
+
+// sqlEq compares two strings as MariaDB's utf8mb4_unicode_ci does for "=":
+// case-insensitively, ignoring trailing spaces.
+func sqlEq(a, b string) bool {
+	return strings.EqualFold(strings.TrimRight(a, " "), strings.TrimRight(b, " "))
+}
+
+var phpNumeric = regexp.MustCompile(`^[ \t\n\r\v\f]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\r\v\f]*$`)
+
+// phpLooseEq is PHP 8's == between two strings: numeric strings compare as
+// numbers.
+func phpLooseEq(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if phpNumeric.MatchString(a) && phpNumeric.MatchString(b) {
+		x, err1 := strconv.ParseFloat(strings.TrimSpace(a), 64)
+		y, err2 := strconv.ParseFloat(strings.TrimSpace(b), 64)
+		return err1 == nil && err2 == nil && x == y
+	}
+	return false
+}
+
+func sortedKeys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func (st *state) enrolled(courseID, userID int) bool { return st.enrol[courseID][userID] }
+
+func (st *state) groupNameTaken(courseID int, name string) bool {
+	for _, g := range st.groups {
+		if g.courseid == courseID && sqlEq(g.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *state) groupingNameTaken(courseID int, name string) bool {
+	for _, g := range st.groupings {
+		if g.courseid == courseID && sqlEq(g.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// groupByIDNumber is groups_get_group_by_idnumber().
+func (st *state) groupByIDNumber(courseID int, idnumber string) *groupRec {
+	if phpEmpty(idnumber) {
+		return nil
+	}
+	for _, id := range st.groupIDs(courseID) {
+		if g := st.groups[id]; phpLooseEq(g.idnumber, idnumber) {
+			return g
+		}
+	}
+	return nil
+}
+
+// groupingByIDNumber is groups_get_grouping_by_idnumber().
+func (st *state) groupingByIDNumber(courseID int, idnumber string) *groupingRec {
+	if phpEmpty(idnumber) {
+		return nil
+	}
+	for _, id := range st.groupingIDs(courseID) {
+		if g := st.groupings[id]; phpLooseEq(g.idnumber, idnumber) {
+			return g
+		}
+	}
+	return nil
+}
+
+// groupIDs lists a course's groups ordered by name, as Moodle's group cache
+// does (ORDER BY name under a case-insensitive collation), then by id.
+func (st *state) groupIDs(courseID int) []int {
+	var ids []int
+	for id, g := range st.groups {
+		if g.courseid == courseID {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := st.groups[ids[i]], st.groups[ids[j]]
+		if la, lb := strings.ToLower(a.name), strings.ToLower(b.name); la != lb {
+			return la < lb
+		}
+		return a.id < b.id
+	})
+	return ids
+}
+
+func (st *state) groupingIDs(courseID int) []int {
+	var ids []int
+	for id, g := range st.groupings {
+		if g.courseid == courseID {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := st.groupings[ids[i]], st.groupings[ids[j]]
+		if la, lb := strings.ToLower(a.name), strings.ToLower(b.name); la != lb {
+			return la < lb
+		}
+		return a.id < b.id
+	})
+	return ids
+}
+
+// deleteGroup is groups_delete_group(): grouping links, members, the group.
+func (st *state) deleteGroup(id int) {
+	for _, gg := range st.groupings {
+		delete(gg.groups, id)
+	}
+	delete(st.groups, id)
+}
+
+// deleteGrouping is groups_delete_grouping(); the groups stay.
+func (st *state) deleteGrouping(id int) { delete(st.groupings, id) }
+
+func (st *state) unenrol(courseID, userID int) {
+	if m := st.enrol[courseID]; m != nil {
+		delete(m, userID)
+		if len(m) == 0 {
+			delete(st.enrol, courseID)
+		}
+	}
+	for _, g := range st.groups {
+		if g.courseid == courseID {
+			delete(g.members, userID)
+		}
+	}
+}
+
+func (st *state) enrolUser(courseID, userID int) {
+	m := st.enrol[courseID]
+	if m == nil {
+		m = map[int]bool{}
+		st.enrol[courseID] = m
+	}
+	m[userID] = true
+}
+
+func (st *state) deleteCourse(id int) {
+	for gid, g := range st.groups {
+		if g.courseid == id {
+			st.deleteGroup(gid)
+		}
+	}
+	for gid, g := range st.groupings {
+		if g.courseid == id {
+			delete(st.groupings, gid)
+		}
+	}
+	delete(st.enrol, id)
+	delete(st.courses, id)
+}
+
+// checkGroupFields applies the rules Moodle's group form and database
+// enforce on a new or renamed group; exceptID is the group being renamed.
+func (st *state) checkGroupFields(courseID int, name, idnumber string, exceptID int) error {
+	if name == "" {
+		return fmt.Errorf("%w: group name is blank", ErrInvalid)
+	}
+	if utf8.RuneCountInString(name) > maxGroupName || utf8.RuneCountInString(idnumber) > maxGroupIDNumber {
+		return fmt.Errorf("%w: group name or idnumber too long", ErrInvalid)
+	}
+	for _, g := range st.groups {
+		if g.courseid == courseID && g.id != exceptID && sqlEq(g.name, name) {
+			return fmt.Errorf("%w: group name %q already used in course %d", ErrConflict, name, courseID)
+		}
+	}
+	if g := st.groupByIDNumber(courseID, idnumber); g != nil && g.id != exceptID {
+		return fmt.Errorf("%w: group idnumber %q already used in course %d", ErrConflict, idnumber, courseID)
+	}
+	return nil
+}
+
+func (st *state) checkGroupingFields(courseID int, name, idnumber string) error {
+	if name == "" {
+		return fmt.Errorf("%w: grouping name is blank", ErrInvalid)
+	}
+	if utf8.RuneCountInString(name) > maxGroupName || utf8.RuneCountInString(idnumber) > maxGroupIDNumber {
+		return fmt.Errorf("%w: grouping name or idnumber too long", ErrInvalid)
+	}
+	if st.groupingNameTaken(courseID, name) {
+		return fmt.Errorf("%w: grouping name %q already used in course %d", ErrConflict, name, courseID)
+	}
+	if st.groupingByIDNumber(courseID, idnumber) != nil {
+		return fmt.Errorf("%w: grouping idnumber %q already used in course %d", ErrConflict, idnumber, courseID)
+	}
+	return nil
+}
+
+// addGroup stores a hand-made group after checking it; id 0 takes the next id.
+func (st *state) addGroup(g Group) (int, error) {
+	if st.courses[g.CourseID] == nil {
+		return 0, fmt.Errorf("%w: course %d", ErrNotFound, g.CourseID)
+	}
+	name, idnumber := phpTrim(g.Name), phpTrim(g.IDNumber)
+	if err := st.checkGroupFields(g.CourseID, name, idnumber, 0); err != nil {
+		return 0, err
+	}
+	members := map[int]bool{}
+	for _, uid := range g.Members {
+		if st.users[uid] == nil {
+			return 0, fmt.Errorf("%w: user %d", ErrNotFound, uid)
+		}
+		if !st.enrolled(g.CourseID, uid) {
+			return 0, fmt.Errorf("%w: user %d, course %d", ErrNotEnrolled, uid, g.CourseID)
+		}
+		members[uid] = true
+	}
+	id, err := st.takeID(&st.nextGroup, g.ID, func(id int) bool { return st.groups[id] != nil })
+	if err != nil {
+		return 0, err
+	}
+	st.groups[id] = &groupRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
+		description: g.Description, descformat: formatHTML, participation: true, members: members}
+	return id, nil
+}
+
+// addGrouping stores a hand-made grouping. With sameCourse its groups must
+// belong to its course (Moodle's form only offers those); seeds written from a
+// site where assign_grouping linked groups across courses skip that check.
+func (st *state) addGrouping(g Grouping, sameCourse bool) (int, error) {
+	if st.courses[g.CourseID] == nil {
+		return 0, fmt.Errorf("%w: course %d", ErrNotFound, g.CourseID)
+	}
+	name, idnumber := phpTrim(g.Name), phpTrim(g.IDNumber)
+	if err := st.checkGroupingFields(g.CourseID, name, idnumber); err != nil {
+		return 0, err
+	}
+	groups := map[int]bool{}
+	for _, gid := range g.Groups {
+		grp := st.groups[gid]
+		if grp == nil {
+			return 0, fmt.Errorf("%w: group %d", ErrNotFound, gid)
+		}
+		if sameCourse && grp.courseid != g.CourseID {
+			return 0, fmt.Errorf("%w: group %d is not in course %d", ErrInvalid, gid, g.CourseID)
+		}
+		groups[gid] = true
+	}
+	id, err := st.takeID(&st.nextGrouping, g.ID, func(id int) bool { return st.groupings[id] != nil })
+	if err != nil {
+		return 0, err
+	}
+	st.groupings[id] = &groupingRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
+		description: g.Description, descformat: formatHTML, groups: groups}
+	return id, nil
+}
+
+// takeID returns want (if positive and free) or the next id, and advances the
+// counter past the id returned.
+func (st *state) takeID(next *int, want int, used func(int) bool) (int, error) {
+	id := want
+	if id <= 0 {
+		id = *next
+	} else if used(id) {
+		return 0, fmt.Errorf("%w: id %d already used", ErrConflict, id)
+	}
+	if id >= *next {
+		*next = id + 1
+	}
+	return id, nil
+}
+
+func (st *state) snapshot() State {
+	out := State{Enrolments: map[int][]int{}}
+	out.Courses = make([]Course, 0, len(st.courses))
+	for _, c := range st.courses {
+		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber})
+	}
+	sort.Slice(out.Courses, func(i, j int) bool { return out.Courses[i].ID < out.Courses[j].ID })
+	out.Users = make([]User, 0, len(st.users))
+	for _, u := range st.users {
+		out.Users = append(out.Users, User{ID: u.id, Username: u.username, IDNumber: u.idnumber, Email: u.email, FirstName: u.firstname, LastName: u.lastname})
+	}
+	sort.Slice(out.Users, func(i, j int) bool { return out.Users[i].ID < out.Users[j].ID })
+	for cid, m := range st.enrol {
+		if len(m) > 0 {
+			out.Enrolments[cid] = sortedKeys(m)
+		}
+	}
+	out.Groups = make([]Group, 0, len(st.groups))
+	for _, g := range st.groups {
+		out.Groups = append(out.Groups, Group{ID: g.id, CourseID: g.courseid, Name: g.name, IDNumber: g.idnumber,
+			Description: g.description, Members: sortedKeys(g.members)})
+	}
+	sort.Slice(out.Groups, func(i, j int) bool { return out.Groups[i].ID < out.Groups[j].ID })
+	out.Groupings = make([]Grouping, 0, len(st.groupings))
+	for _, g := range st.groupings {
+		out.Groupings = append(out.Groupings, Grouping{ID: g.id, CourseID: g.courseid, Name: g.name, IDNumber: g.idnumber,
+			Description: g.description, Groups: sortedKeys(g.groups)})
+	}
+	sort.Slice(out.Groupings, func(i, j int) bool { return out.Groupings[i].ID < out.Groupings[j].ID })
+	return out
+}
+
+// AddCourse creates a course and returns its id (c.ID is ignored).
+func (s *Server) AddCourse(c Course) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.st.nextCourse
+	s.st.nextCourse++
+	s.st.courses[id] = &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber}
+	return id
+}
+
+// AddUser creates a user and returns its id (u.ID is ignored).
+func (s *Server) AddUser(u User) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.st.nextUser
+	s.st.nextUser++
+	s.st.users[id] = &userRec{id: id, username: u.Username, idnumber: u.IDNumber, email: u.Email, firstname: u.FirstName, lastname: u.LastName}
+	return id
+}
+
+// Enrol enrols a user in a course (a no-op if already enrolled).
+func (s *Server) Enrol(courseID, userID int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.courses[courseID] == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	if s.st.users[userID] == nil {
+		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
+	}
+	s.st.enrolUser(courseID, userID)
+	return nil
+}
+
+// Unenrol removes a user's enrolment and, as Moodle does, the user's
+// memberships in the course's groups.
+func (s *Server) Unenrol(courseID, userID int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.courses[courseID] == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	if !s.st.enrolled(courseID, userID) {
+		return fmt.Errorf("%w: user %d, course %d", ErrNotEnrolled, userID, courseID)
+	}
+	s.st.unenrol(courseID, userID)
+	return nil
+}
+
+// AddGroup creates a group as a teacher would by hand, bypassing the web
+// services (g.ID is ignored). The course must exist, the name must be
+// non-blank and unused in the course, a non-empty idnumber unused, and the
+// members enrolled.
+func (s *Server) AddGroup(g Group) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g.ID = 0
+	return s.st.addGroup(g)
+}
+
+// AddGrouping creates a grouping by hand (g.ID is ignored). Its groups must
+// belong to its course.
+func (s *Server) AddGrouping(g Grouping) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g.ID = 0
+	return s.st.addGrouping(g, true)
+}
+
+// DeleteGroup deletes a group by hand, with its memberships and grouping
+// links.
+func (s *Server) DeleteGroup(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.groups[id] == nil {
+		return fmt.Errorf("%w: group %d", ErrNotFound, id)
+	}
+	s.st.deleteGroup(id)
+	return nil
+}
+
+// RenameGroup renames a group by hand. The new name must be non-blank and
+// unused by another group of the course.
+func (s *Server) RenameGroup(id int, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.st.groups[id]
+	if g == nil {
+		return fmt.Errorf("%w: group %d", ErrNotFound, id)
+	}
+	name = phpTrim(name)
+	if err := s.st.checkGroupFields(g.courseid, name, "", id); err != nil {
+		return err
+	}
+	g.name = name
+	return nil
+}
+
+// DeleteGrouping deletes a grouping by hand; its groups stay.
+func (s *Server) DeleteGrouping(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.groupings[id] == nil {
+		return fmt.Errorf("%w: grouping %d", ErrNotFound, id)
+	}
+	s.st.deleteGrouping(id)
+	return nil
+}
+
+// DeleteCourse deletes a course with its groups, groupings, memberships and
+// enrolments.
+func (s *Server) DeleteCourse(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.courses[id] == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, id)
+	}
+	s.st.deleteCourse(id)
+	return nil
+}
+
+// AddMember adds an enrolled user to a group by hand (a no-op if already a
+// member).
+func (s *Server) AddMember(groupID, userID int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.st.groups[groupID]
+	if g == nil {
+		return fmt.Errorf("%w: group %d", ErrNotFound, groupID)
+	}
+	if s.st.users[userID] == nil {
+		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
+	}
+	if !s.st.enrolled(g.courseid, userID) {
+		return fmt.Errorf("%w: user %d, course %d", ErrNotEnrolled, userID, g.courseid)
+	}
+	g.members[userID] = true
+	return nil
+}
+
+// RemoveMember removes a user from a group by hand (a no-op if not a member).
+func (s *Server) RemoveMember(groupID, userID int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.st.groups[groupID]
+	if g == nil {
+		return fmt.Errorf("%w: group %d", ErrNotFound, groupID)
+	}
+	delete(g.members, userID)
+	return nil
+}
+
+// State returns a deep copy of the site, sorted by id.
+func (s *Server) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.snapshot()
+}
