@@ -1,0 +1,17 @@
+// Package extract is the first step of the cmissync pipeline. It reads the
+// three CMIS views (the teaching groups of each module, their students and
+// their tutors) from a Source, checks every row against the column contract
+// of the extraction queries and against Moodle's limits, and writes the good
+// rows into the staging _dump tables. The stage step reads those dumps next.
+//
+// A Source is either a database reached through database/sql (godror for
+// CMIS on Oracle in production, MySQL/MariaDB or SQLite for sample data and
+// the demo) running the query files of sql/cmis (replaceable by
+// configuration), or a directory of CSV files, one per view.
+//
+// Run writes into a store.Generation: the new extract becomes visible only
+// when all three views have been read, and replaces the previous dump in one
+// transaction. Any error or cancellation leaves the previous dump as it was.
+// Rows that break the contract are recorded in cmis_error_data_dump with a
+// reason and the extract goes on without them.
+package extract

@@ -1,0 +1,165 @@
+//go:build cgo
+
+package extract_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/godror/godror"
+
+	"github.com/cmissync/cmissync/extract"
+	"github.com/cmissync/cmissync/stage/store"
+	"github.com/cmissync/cmissync/stage/store/storetest"
+)
+
+// fakeOracle is a database/sql driver that answers the default extraction
+// queries the way godror does against CMIS: upper-case column names, NUMBER
+// columns as godror.Number (or float64, or int64, depending on settings),
+// CHAR columns padded, NULLs. Oracle cannot run here; this is the only fake
+// in the tests.
+type fakeOracle struct{}
+
+type fakeResult struct {
+	cols  []string
+	types []string
+	rows  [][]driver.Value
+}
+
+var fakeViews = map[string]fakeResult{
+	"CMIS_MOODLE_V_MODULE_GROUP": {
+		cols:  []string{"MODULECODE", "GROUPCODE", "MODULENAME", "GROUPNAME"},
+		types: []string{"VARCHAR2", "CHAR", "VARCHAR2", "VARCHAR2"},
+		rows: [][]driver.Value{
+			{"COMP1001", "SEM01     ", "Algorithms", nil},
+			{[]byte("COMP1001"), "LAB02     ", nil, "Lab Group 02"},
+		},
+	},
+	"CMIS_MOODLE_V_GROUP_MEMBER": {
+		cols:  []string{"MODULECODE", "GROUPCODE", "STUDENTID"},
+		types: []string{"VARCHAR2", "CHAR", "NUMBER"},
+		rows: [][]driver.Value{
+			{"COMP1001", "SEM01     ", godror.Number("12345678")},
+			{"COMP1001", "SEM01     ", float64(23456789)},
+			{"COMP1001", "LAB02     ", int64(34567890)},
+			{"COMP1001", "LAB02     ", godror.Number("45678901.0")},
+			{"COMP1001", "LAB02     ", nil},
+		},
+	},
+	"CMIS_MOODLE_V_GROUP_TUTOR": {
+		cols:  []string{"MODULECODE", "GROUPCODE", "STAFFID"},
+		types: []string{"VARCHAR2", "CHAR", "CHAR"},
+		rows: [][]driver.Value{
+			{"COMP1001", "SEM01     ", "S000001 "},
+		},
+	},
+}
+
+func (fakeOracle) Connect(context.Context) (driver.Conn, error) { return fakeConn{}, nil }
+func (fakeOracle) Driver() driver.Driver                        { return nil }
+
+type fakeConn struct{}
+
+func (fakeConn) Prepare(q string) (driver.Stmt, error) { return fakeStmt{q}, nil }
+func (fakeConn) Close() error                          { return nil }
+func (fakeConn) Begin() (driver.Tx, error)             { return nil, errors.New("read-only") }
+
+type fakeStmt struct{ q string }
+
+func (fakeStmt) Close() error                               { return nil }
+func (fakeStmt) NumInput() int                              { return 0 }
+func (fakeStmt) Exec([]driver.Value) (driver.Result, error) { return nil, errors.New("read-only") }
+func (s fakeStmt) Query([]driver.Value) (driver.Rows, error) {
+	if strings.HasSuffix(strings.TrimSpace(s.q), ";") {
+		return nil, errors.New("ORA-00911: invalid character")
+	}
+	for view, res := range fakeViews {
+		if strings.Contains(s.q, view) {
+			return &fakeRows{res: res}, nil
+		}
+	}
+	return nil, errors.New("ORA-00942: table or view does not exist")
+}
+
+type fakeRows struct {
+	res fakeResult
+	i   int
+}
+
+func (r *fakeRows) Columns() []string                       { return r.res.cols }
+func (r *fakeRows) Close() error                            { return nil }
+func (r *fakeRows) ColumnTypeDatabaseTypeName(i int) string { return r.res.types[i] }
+func (r *fakeRows) Next(dest []driver.Value) error {
+	if r.i >= len(r.res.rows) {
+		return io.EOF
+	}
+	copy(dest, r.res.rows[r.i])
+	r.i++
+	return nil
+}
+
+// TestFakeOracle extracts through the Oracle-shaped fake: column names are
+// matched case-insensitively, numbers come out as integers in text, CHAR
+// padding is trimmed, NULL names become "", a NULL id is a bad row.
+func TestFakeOracle(t *testing.T) {
+	db := sql.OpenDB(fakeOracle{})
+	defer db.Close()
+	src := extract.NewSQL(db, "oracle (fake)", nil)
+	st := storetest.Open(t, store.EngineSQLite)
+	res, err := extract.Run(context.Background(), src, st, extract.Options{RunID: "ora"}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Source != "oracle (fake)" {
+		t.Errorf("source %q", res.Source)
+	}
+	want := map[store.DumpTable][]string{
+		store.ModuleGroups: {"COMP1001|LAB02||Lab Group 02", "COMP1001|SEM01|Algorithms|"},
+		store.GroupMembers: {"COMP1001|LAB02|34567890", "COMP1001|LAB02|45678901", "COMP1001|SEM01|12345678", "COMP1001|SEM01|23456789"},
+		store.GroupTutors:  {"COMP1001|SEM01|S000001"},
+	}
+	for tb, w := range want {
+		got := readDump(t, st, tb)
+		if strings.Join(got, "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s:\n%s\nwant:\n%s", tb, strings.Join(got, "\n"), strings.Join(w, "\n"))
+		}
+	}
+	if res.Rejected[store.GroupMembers] != 1 {
+		t.Errorf("rejected %v, want the NULL student", res.Rejected)
+	}
+	bad := badRows(t, st, "ora")
+	if len(bad) != 1 || bad[0].reason != "missing studentid" || bad[0].line != 5 || bad[0].source != "group_members.sql" {
+		t.Errorf("bad rows %+v", bad)
+	}
+}
+
+func readDump(t *testing.T, st *store.Store, tb store.DumpTable) []string {
+	t.Helper()
+	cols := tb.Columns()
+	rows, err := st.DB().Query("SELECT " + strings.Join(cols, ", ") + " FROM " + string(tb) + " ORDER BY " + strings.Join(cols, ", "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals := make([]string, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.Join(vals, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
