@@ -33,6 +33,7 @@ type Options struct {
 // Failure is one item Moodle refused (or that could not be sent).
 type Failure struct {
 	CourseID   int64
+	CourseName string // filled when Moodle can tell (core_course_get_courses_by_field)
 	Object     string // group or grouping idnumber
 	ObjectName string // group or grouping name
 	User       string // CMIS id and Moodle user id, for memberships
@@ -67,7 +68,7 @@ func (r *Result) Map() map[string]int64 {
 		"groupings_created": r.GroupingsCreated, "groups_created": r.GroupsCreated, "groups_adopted": r.GroupsAdopted,
 		"assigned": r.Assigned, "members_added": r.MembersAdded, "members_removed": r.MembersRemoved,
 		"groups_deleted": r.GroupsDeleted, "groupings_deleted": r.GroupingsDeleted,
-		"not_enrolled": r.NotEnrolled, "failures": int64(len(r.Failures)),
+		"not_enrolled_memberships": r.NotEnrolled, "failures": int64(len(r.Failures)),
 	}
 }
 
@@ -121,8 +122,38 @@ func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, 
 			return l.res, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
+	l.nameCourses(ctx)
 	log.WithFields(logrus.Fields(toFields(l.res.Map()))).Info("load finished")
 	return l.res, nil
+}
+
+// nameCourses fills the course names of failures, so reports say which
+// course a teacher knows. It is optional: a service without
+// core_course_get_courses_by_field just gets ids.
+func (l *loader) nameCourses(ctx context.Context) {
+	seen := map[int64]bool{}
+	var ids []int64
+	for _, f := range l.res.Failures {
+		if f.CourseID > 0 && !seen[f.CourseID] {
+			seen[f.CourseID] = true
+			ids = append(ids, f.CourseID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	courses, err := l.mc.CoursesByID(ctx, ids)
+	if err != nil {
+		l.log.WithError(err).Debug("course names for the report not available")
+		return
+	}
+	names := map[int64]string{}
+	for _, c := range courses {
+		names[c.ID] = c.FullName + " (" + c.ShortName + ")"
+	}
+	for i := range l.res.Failures {
+		l.res.Failures[i].CourseName = names[l.res.Failures[i].CourseID]
+	}
 }
 
 func toFields(m map[string]int64) map[string]any {

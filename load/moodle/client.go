@@ -103,7 +103,9 @@ func New(o Options) (*Client, error) {
 	hc := resty.New().
 		SetTransport(transport).
 		SetTimeout(o.Timeout).
-		SetRedirectPolicy(resty.NoRedirectPolicy()).
+		// Never follow redirects: Moodle redirects requests for another
+		// host name than its wwwroot, and the answer to report is that.
+		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse })).
 		SetHeader("Accept", "application/json")
 	if o.UserAgent != "" {
 		hc.SetHeader("User-Agent", o.UserAgent)

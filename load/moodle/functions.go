@@ -313,3 +313,48 @@ func (c *Client) UsersByField(ctx context.Context, field string, values []string
 	err := c.Call(ctx, FnUsersByField, f, &out)
 	return out, err
 }
+
+// Course is a Moodle course as core_course_get_courses_by_field returns it.
+type Course struct {
+	ID        int64  `json:"id"`
+	ShortName string `json:"shortname"`
+	FullName  string `json:"fullname"`
+	IDNumber  string `json:"idnumber"`
+}
+
+// CoursesByID looks courses up by id (one call per batch). Courses that no
+// longer exist are simply absent.
+func (c *Client) CoursesByID(ctx context.Context, ids []int64) ([]Course, error) {
+	var out []Course
+	const perCall = 200
+	for start := 0; start < len(ids); start += perCall {
+		end := min(start+perCall, len(ids))
+		parts := make([]string, 0, end-start)
+		for _, id := range ids[start:end] {
+			parts = append(parts, strconv.FormatInt(id, 10))
+		}
+		f := &Form{}
+		f.Add("field", "ids")
+		f.Add("value", strings.Join(parts, ","))
+		var ans struct {
+			Courses []Course `json:"courses"`
+		}
+		if err := c.Call(ctx, FnCoursesByField, f, &ans); err != nil {
+			return nil, err
+		}
+		out = append(out, ans.Courses...)
+	}
+	return out, nil
+}
+
+// Groupings returns groupings by id, with their groups when returnGroups is
+// set (core_group_get_groupings).
+func (c *Client) Groupings(ctx context.Context, ids []int64, returnGroups bool) ([]Grouping, error) {
+	f := IDsForm("groupingids", ids)
+	if returnGroups {
+		f.Add("returngroups", "1")
+	}
+	var out []Grouping
+	err := c.Call(ctx, FnGetGroupings, f, &out)
+	return out, err
+}
