@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// app holds what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	env            func(string) (string, bool)
+
+	configPath string
+	logLevel   string
+	started    bool
+}
+
+const rootLong = `cmissync keeps Moodle course groups in step with the teaching groups of CMIS.
+
+Every night "cmissync run" extracts the CMIS views into the staging database,
+stages the desired groupings, groups and memberships of each mapped course
+against what cmissync already made, and loads the changes into Moodle through
+its web services, emailing a report for each step that had failures.
+
+Configuration comes from one file (--config, default ./cmissync.toml) and the
+environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".`
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cmissync",
+		Short:         "Keep Moodle course groups in step with CMIS teaching groups",
+		Long:          rootLong + "\n\n" + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			a.started = true
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
+	defaultConfig := "cmissync.toml"
+	if v, ok := a.env("CMISSYNC_CONFIG"); ok && v != "" {
+		defaultConfig = v
+	}
+	root.PersistentFlags().StringVar(&a.configPath, "config", defaultConfig, "configuration file (default: $CMISSYNC_CONFIG, else ./cmissync.toml; a missing default file is fine)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "override log.level: debug, info, warn or error")
+	root.AddCommand(
+		a.runCommand(),
+		a.stepCommand("extract", "Read the CMIS views into the staging _dump tables",
+			"Reads the three CMIS views (or CSV files) and replaces the staging _dump tables\nwith them in one step once the extract is complete. Bad rows go to\ncmis_error_data_dump with the reason; the previous dump stays if anything fails."),
+		a.stepCommand("stage", "Compute the desired groups and set toadd/todelete flags",
+			"Joins the dump with mapped_modules, compares the desired groupings, groups and\nmemberships with what cmissync has made, and sets toadd/todelete flags.\nSends nothing to Moodle."),
+		a.stepCommand("load", "Send the flagged changes to Moodle",
+			"Sends the flagged changes to Moodle in order (groupings, groups, grouping\nassignments, member additions, member removals, group deletions, grouping\ndeletions), recording each success. Rerun it after fixing staged rows."),
+		a.planCommand(),
+		a.statusCommand(),
+		a.migrateCommand(),
+		a.demoCommand(),
+		a.moodleSimCommand(),
+		a.configCommand(),
+	)
+	return root
+}
+
+// courseFlag adds --course to a command.
+func courseFlag(c *cobra.Command, dst *[]int64) {
+	c.Flags().Int64SliceVar(dst, "course", nil, "limit to these Moodle course ids (repeat or comma-separate); others are left alone")
+}
+
+func (a *app) withHelp(c *cobra.Command) *cobra.Command {
+	c.Long += "\n\n" + exitCodesHelp
+	return c
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var (
+		courses []int64
+		dryRun  bool
+	)
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run all steps: extract, stage, load",
+		Long: `Runs extract, stage and load under the run lock, recording each step in
+cmissync_runs and emailing a report for each step that had failures.
+The run stops before stage when extract fails, so bad data never deletes
+anything; deletions are skipped when an earlier step failed.
+
+With --dry-run, extract and stage run (they only write the staging database)
+and the plan of what load would do is printed; nothing is sent to Moodle.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), courses)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			return p.run(c.Context(), dryRun)
+		},
+	}
+	courseFlag(c, &courses)
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "extract and stage, print what load would do, send nothing to Moodle")
+	return a.withHelp(c)
+}
+
+func (a *app) stepCommand(name, short, long string) *cobra.Command {
+	var courses []int64
+	c := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), courses)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			return p.single(c.Context(), name)
+		},
+	}
+	if name != "extract" {
+		courseFlag(c, &courses)
+	}
+	return a.withHelp(c)
+}
+
+func (a *app) configCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "List every configuration key, its environment variable and default",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := io.WriteString(a.stdout, configHelp())
+			return err
+		},
+	}
+}
+
+func int64s(v []int64) []string {
+	out := make([]string, len(v))
+	for i, n := range v {
+		out[i] = strconv.FormatInt(n, 10)
+	}
+	return out
+}

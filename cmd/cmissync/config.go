@@ -1,0 +1,416 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. Every key is documented by its `doc`
+// tag; the README, `cmissync help config` and the example file list the same
+// keys, and a test checks that they agree. Every key can be set by the
+// environment variable CMISSYNC_<SECTION>_<KEY> (upper case), which wins
+// over the file. Secrets (marked secret) can also come from a file named by
+// the matching *_file key, and are never printed.
+type Config struct {
+	Site    SiteConfig    `toml:"site"`
+	Staging StagingConfig `toml:"staging"`
+	Source  SourceConfig  `toml:"source"`
+	Moodle  MoodleConfig  `toml:"moodle"`
+	Stage   StageConfig   `toml:"stage"`
+	Email   EmailConfig   `toml:"email"`
+	Log     LogConfig     `toml:"log"`
+}
+
+// SiteConfig names the installation.
+type SiteConfig struct {
+	Name string `toml:"name" doc:"Name of this installation, shown in email subjects and logs." default:"cmissync"`
+}
+
+// StagingConfig locates the staging database.
+type StagingConfig struct {
+	Engine    string   `toml:"engine" doc:"Staging database engine: sqlite (a file, the default) or mysql (MySQL/MariaDB)." default:"sqlite"`
+	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file. mysql: user:password@tcp(host:3306)/database. Secret when it holds a password." default:"cmissync.db" secret:"true"`
+	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line), instead of putting it in this file."`
+	LockStale Duration `toml:"lock_stale_after" doc:"A run lock whose holder has not renewed it for this long is presumed abandoned by a dead process and taken over." default:"10m"`
+}
+
+// SourceConfig says where CMIS data comes from.
+type SourceConfig struct {
+	Type       string `toml:"type" doc:"Where CMIS data comes from: sql (a database: Oracle, MySQL or SQLite) or csv (three files)." default:"sql"`
+	Driver     string `toml:"driver" doc:"sql source driver: oracle (godror; needs Oracle Instant Client), mysql or sqlite." default:"oracle"`
+	DSN        string `toml:"dsn" doc:"sql source connection string, e.g. oracle: user=\"cmis\" password=\"...\" connectString=\"db:1521/GEND\". Secret." secret:"true"`
+	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn."`
+	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries."`
+	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv."`
+	Charset    string `toml:"charset" doc:"Character set of the source data: AL32UTF8 (UTF-8) or WE8ISO8859P1 (Latin-1, decoded to UTF-8)." default:"AL32UTF8"`
+}
+
+// MoodleConfig reaches the Moodle site.
+type MoodleConfig struct {
+	URL                string   `toml:"url" doc:"The Moodle site's wwwroot, exactly as in its config.php (another host name gets a redirect, not an answer)."`
+	Token              string   `toml:"token" doc:"Web-service token of the cmissync service user. Secret: prefer CMISSYNC_MOODLE_TOKEN or moodle.token_file." secret:"true"`
+	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token."`
+	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it." default:"1000"`
+	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request." default:"60s"`
+	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx)." default:"3"`
+	RetryWait          Duration `toml:"retry_wait" doc:"First wait before a retry; doubled each attempt." default:"1s"`
+	CAFile             string   `toml:"ca_file" doc:"PEM file of extra certificate authorities to trust (an internal CA)."`
+	InsecureSkipVerify bool     `toml:"insecure_skip_verify" doc:"Turn TLS certificate checks off. Test sites only." default:"false"`
+	UserMatchField     string   `toml:"user_match_field" doc:"Moodle user field that CMIS student and staff ids are matched against: idnumber, username or email. For idnumber the site must show it ($CFG->showuseridentity must include idnumber)." default:"idnumber"`
+}
+
+// StageConfig shapes the desired state.
+type StageConfig struct {
+	GroupingName string  `toml:"grouping_name" doc:"Template of grouping names. Placeholders: {module} {modulename}." default:"{module} {modulename}"`
+	GroupName    string  `toml:"group_name" doc:"Template of group names. Placeholders: {module} {modulename} {group} {groupname}. Keep {module} so two modules with the same group code stay distinct." default:"{module} {group}"`
+	Courses      []int64 `toml:"courses" doc:"Only process these Moodle course ids (all others are left alone). Empty: every mapped course. Environment: comma-separated."`
+}
+
+// EmailConfig sends failure reports.
+type EmailConfig struct {
+	SMTPHost     string   `toml:"smtp_host" doc:"SMTP server for failure reports. Empty: reports are only written to email.report_dir."`
+	SMTPPort     int      `toml:"smtp_port" doc:"SMTP port; 0 picks 587 (starttls), 465 (tls) or 25 (none)." default:"0"`
+	TLS          string   `toml:"tls" doc:"SMTP transport security: starttls, tls or none." default:"starttls"`
+	Username     string   `toml:"username" doc:"SMTP user name, if the server needs a login."`
+	Password     string   `toml:"password" doc:"SMTP password. Secret." secret:"true"`
+	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password."`
+	From         string   `toml:"from" doc:"Sender address of reports." default:"cmissync@localhost"`
+	To           []string `toml:"to" doc:"Recipients of reports (support staff). Environment: comma-separated."`
+	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports"`
+	MaxRows      int      `toml:"max_rows" doc:"Failures shown in the body of a report; the full list is attached as CSV when there are more." default:"20"`
+}
+
+// LogConfig shapes logs.
+type LogConfig struct {
+	Level  string `toml:"level" doc:"Log level: debug, info, warn or error." default:"info"`
+	Format string `toml:"format" doc:"Log format: text, json, or auto (text on a terminal, json otherwise)." default:"auto"`
+}
+
+// Duration is a time.Duration written as "90s", "10m".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: 30s, 10m, 1h)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration back.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// ConfigError is bad configuration: exit code 2.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "configuration: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{Err: fmt.Errorf(format, args...)}
+}
+
+// configKey is one documented key.
+type configKey struct {
+	Section, Key, Doc, Default string
+	Secret                     bool
+	field                      reflect.Value
+}
+
+// EnvName is the environment variable of the key.
+func (k configKey) EnvName() string {
+	return "CMISSYNC_" + strings.ToUpper(k.Section) + "_" + strings.ToUpper(k.Key)
+}
+
+// keys walks the config struct; with a non-nil config, each key carries a
+// settable field.
+func keys(c *Config) []configKey {
+	var out []configKey
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sec := t.Field(i)
+		sv := v.Field(i)
+		for j := 0; j < sec.Type.NumField(); j++ {
+			f := sec.Type.Field(j)
+			if f.Tag.Get("toml") == "" {
+				continue
+			}
+			out = append(out, configKey{
+				Section: sec.Tag.Get("toml"), Key: f.Tag.Get("toml"), Doc: f.Tag.Get("doc"),
+				Default: f.Tag.Get("default"), Secret: f.Tag.Get("secret") == "true", field: sv.Field(j),
+			})
+		}
+	}
+	return out
+}
+
+// defaultConfig returns the configuration with every default applied.
+func defaultConfig() *Config {
+	c := &Config{}
+	for _, k := range keys(c) {
+		if k.Default != "" {
+			if err := setField(k.field, k.Default); err != nil {
+				panic(fmt.Sprintf("default of %s.%s: %v", k.Section, k.Key, err))
+			}
+		}
+	}
+	return c
+}
+
+// loadConfig reads the file (when path is non-empty), then the environment,
+// then secrets from their files, and validates the result.
+func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*Config, error) {
+	c := defaultConfig()
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			if explicit || !errors.Is(err, os.ErrNotExist) {
+				return nil, configErrorf("config file %s: %w", path, err)
+			}
+		} else {
+			md, err := toml.DecodeFile(path, c)
+			if err != nil {
+				return nil, configErrorf("config file %s: %w", path, err)
+			}
+			if und := md.Undecoded(); len(und) > 0 {
+				names := make([]string, len(und))
+				for i, k := range und {
+					names[i] = k.String()
+				}
+				return nil, configErrorf("config file %s: unknown keys %s (see `cmissync help config`)", path, strings.Join(names, ", "))
+			}
+		}
+	}
+	for _, k := range keys(c) {
+		if v, ok := env(k.EnvName()); ok {
+			if err := setField(k.field, v); err != nil {
+				return nil, configErrorf("%s: %v", k.EnvName(), err)
+			}
+		}
+	}
+	for _, s := range []struct {
+		name string
+		file string
+		dst  *string
+	}{
+		{"staging.dsn", c.Staging.DSNFile, &c.Staging.DSN},
+		{"source.dsn", c.Source.DSNFile, &c.Source.DSN},
+		{"moodle.token", c.Moodle.TokenFile, &c.Moodle.Token},
+		{"email.password", c.Email.PasswordFile, &c.Email.Password},
+	} {
+		if s.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(s.file)
+		if err != nil {
+			return nil, configErrorf("%s_file: %w", s.name, err)
+		}
+		*s.dst = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	oneOf := func(key, v string, allowed ...string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return configErrorf("%s = %q: want one of %s", key, v, strings.Join(allowed, ", "))
+	}
+	for _, err := range []error{
+		oneOf("staging.engine", c.Staging.Engine, "sqlite", "mysql"),
+		oneOf("source.type", c.Source.Type, "sql", "csv"),
+		oneOf("source.driver", c.Source.Driver, "oracle", "mysql", "sqlite"),
+		oneOf("source.charset", strings.ToUpper(c.Source.Charset), "AL32UTF8", "WE8ISO8859P1"),
+		oneOf("moodle.user_match_field", c.Moodle.UserMatchField, "idnumber", "username", "email"),
+		oneOf("email.tls", c.Email.TLS, "starttls", "tls", "none"),
+		oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"),
+		oneOf("log.format", c.Log.Format, "auto", "text", "json"),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if c.Moodle.MaxInputVars < 20 {
+		return configErrorf("moodle.max_input_vars = %d: too small (PHP's default is 1000)", c.Moodle.MaxInputVars)
+	}
+	if c.Staging.DSN == "" {
+		return configErrorf("staging.dsn is empty")
+	}
+	return nil
+}
+
+// requireSource checks what the extract step needs.
+func (c *Config) requireSource() error {
+	switch {
+	case c.Source.Type == "csv" && c.Source.CSVDir == "":
+		return configErrorf("source.csv_dir is empty (source.type = csv)")
+	case c.Source.Type == "sql" && c.Source.DSN == "":
+		return configErrorf("source.dsn is empty: set it in the config file, CMISSYNC_SOURCE_DSN or CMISSYNC_SOURCE_DSN_FILE")
+	}
+	return nil
+}
+
+// requireMoodle checks what the load step needs.
+func (c *Config) requireMoodle() error {
+	switch {
+	case c.Moodle.URL == "":
+		return configErrorf("moodle.url is empty")
+	case c.Moodle.Token == "":
+		return configErrorf("moodle.token is empty: set CMISSYNC_MOODLE_TOKEN or moodle.token_file")
+	}
+	return nil
+}
+
+// secrets lists secret values, so reports and logs can scrub them.
+func (c *Config) secrets() []string {
+	var out []string
+	for _, k := range keys(c) {
+		if k.Secret && k.field.String() != "" {
+			out = append(out, k.field.String())
+		}
+	}
+	return out
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case Duration:
+		var d Duration
+		if err := d.UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		f.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		parts := splitList(s)
+		switch f.Type().Elem().Kind() {
+		case reflect.String:
+			f.Set(reflect.ValueOf(parts))
+		case reflect.Int64:
+			ns := make([]int64, len(parts))
+			for i, p := range parts {
+				n, err := strconv.ParseInt(p, 10, 64)
+				if err != nil {
+					return fmt.Errorf("%q is not a whole number", p)
+				}
+				ns[i] = n
+			}
+			f.Set(reflect.ValueOf(ns))
+		}
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// configHelp renders the documentation of every key.
+func configHelp() string {
+	var b strings.Builder
+	b.WriteString("Configuration keys (file section.key; environment variable; default):\n")
+	sec := ""
+	for _, k := range keys(defaultConfig()) {
+		if k.Section != sec {
+			sec = k.Section
+			fmt.Fprintf(&b, "\n[%s]\n", sec)
+		}
+		def := k.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(&b, "  %-22s %s (default %s)\n      %s\n", k.Key, k.EnvName(), def, k.Doc)
+	}
+	b.WriteString("\nSecrets (staging.dsn, source.dsn, moodle.token, email.password) may also be read from the file named by the matching *_file key.\n")
+	return b.String()
+}
+
+// exampleConfig renders a complete, commented configuration file with every
+// key at its default (cmissync.example.toml is this output).
+func exampleConfig() string {
+	var b strings.Builder
+	b.WriteString("# cmissync configuration: every key, at its default.\n")
+	b.WriteString("# Each key can also be set by the environment variable CMISSYNC_<SECTION>_<KEY>.\n")
+	b.WriteString("# Keep secrets out of this file: use the environment or the *_file keys.\n\n")
+	sec := ""
+	for _, k := range keys(defaultConfig()) {
+		if k.Section != sec {
+			sec = k.Section
+			fmt.Fprintf(&b, "[%s]\n", sec)
+		}
+		for _, line := range wrap(k.Doc, 76) {
+			fmt.Fprintf(&b, "# %s\n", line)
+		}
+		fmt.Fprintf(&b, "# Environment: %s\n", k.EnvName())
+		fmt.Fprintf(&b, "%s = %s\n\n", k.Key, tomlValue(k))
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+func tomlValue(k configKey) string {
+	switch k.field.Kind() {
+	case reflect.Slice:
+		return "[]"
+	case reflect.Int, reflect.Bool:
+		return k.Default
+	}
+	return strconv.Quote(k.Default)
+}
+
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cmissync/cmissync/load"
+	"github.com/cmissync/cmissync/stage/store"
+)
+
+func (a *app) planCommand() *cobra.Command {
+	var (
+		courses []int64
+		asJSON  bool
+	)
+	c := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what the load step would do, per course",
+		Long: `Reads the toadd/todelete flags in staging and shows, per course, the groupings
+and groups to create and delete and the memberships to add and remove.
+Run "cmissync stage" first to refresh the flags. Sends nothing to Moodle.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), courses)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			pl, err := load.MakePlan(c.Context(), p.st, p.filter)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(pl)
+			}
+			pl.WriteText(a.stdout)
+			return nil
+		},
+	}
+	courseFlag(c, &courses)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	return a.withHelp(c)
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	var runs int
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show recent runs, the lock holder and pending items",
+		Long: `Shows the steps of the most recent runs with their outcome and counts, who
+holds the run lock (if anyone), how many staged items are still flagged, and
+the REST errors of the last run.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), nil)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			ctx := c.Context()
+			w := a.stdout
+			lock, err := p.st.CurrentLock(ctx)
+			if err != nil {
+				return err
+			}
+			if lock == nil {
+				fmt.Fprintln(w, "Lock: free")
+			} else {
+				fmt.Fprintf(w, "Lock: held by %s since %s (heartbeat %s)\n", lock.Holder, lock.AcquiredAt.Format(time.RFC3339), lock.Heartbeat.Format(time.RFC3339))
+			}
+			steps, err := p.st.RecentSteps(ctx, runs)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(w, "\nRecent runs:")
+			if len(steps) == 0 {
+				fmt.Fprintln(w, "  none yet")
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  run\tstep\tstarted\tseconds\toutcome\tcounts\tmessage")
+			for _, s := range steps {
+				secs := "-"
+				if s.Finished != nil {
+					secs = fmt.Sprintf("%.1f", s.Finished.Sub(s.Started).Seconds())
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.RunID, s.Step, s.Started.Local().Format("2006-01-02 15:04:05"), secs, s.Outcome, countsText(s.Counts), oneLine(s.Message, 80))
+			}
+			tw.Flush()
+			pending, err := p.st.Pending(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(w, "\nPending in staging (flags not yet cleared by load):")
+			for _, t := range []string{store.TableGroupings, store.TableGroups, store.TableMembers} {
+				fmt.Fprintf(w, "  %-20s toadd %-8d todelete %d\n", t, pending[t+".toadd"], pending[t+".todelete"])
+			}
+			if len(steps) > 0 {
+				errs, err := p.st.RestErrors(ctx, steps[0].RunID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "\nREST errors in run %s: %d\n", steps[0].RunID, len(errs))
+				for i, e := range errs {
+					if i == 20 {
+						fmt.Fprintf(w, "  … and %d more (SELECT * FROM rest_error_logs WHERE run_id = '%s')\n", len(errs)-20, steps[0].RunID)
+						break
+					}
+					fmt.Fprintf(w, "  course %d %s %s: %s (%s)\n", e.CourseID, e.Object, e.Function, e.Message, e.ErrorCode)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVar(&runs, "runs", 5, "number of recent runs to show")
+	return a.withHelp(c)
+}
+
+func countsText(m map[string]int64) string {
+	var parts []string
+	for k, v := range m {
+		if v != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(parts)
+	return oneLine(strings.Join(parts, " "), 100)
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the staging schema",
+		Long: `Applies the numbered schema migrations built into this binary that the staging
+database has not had yet (recorded in schema_migrations). Safe to run at any
+time; every other command refuses to run on an out-of-date schema.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(c.Context(), cfg.Staging.Engine, cfg.Staging.DSN)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			applied, err := st.Migrate(c.Context())
+			for _, m := range applied {
+				fmt.Fprintf(a.stdout, "applied %s\n", m.Name)
+			}
+			if err != nil {
+				return err
+			}
+			v, _ := st.SchemaVersion(c.Context())
+			fmt.Fprintf(a.stdout, "staging schema (%s) is at version %d\n", cfg.Staging.Engine, v)
+			return nil
+		},
+	}
+	return a.withHelp(c)
+}

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cmissync/cmissync/extract"
+	"github.com/cmissync/cmissync/load"
+	"github.com/cmissync/cmissync/load/moodle"
+	"github.com/cmissync/cmissync/load/report"
+	sqlfiles "github.com/cmissync/cmissync/sql"
+	"github.com/cmissync/cmissync/stage"
+	"github.com/cmissync/cmissync/stage/store"
+)
+
+// pipeline is one invocation's wiring: configuration, staging, logger,
+// mailer and run id.
+type pipeline struct {
+	a      *app
+	cfg    *Config
+	log    *logrus.Entry
+	st     *store.Store
+	runID  string
+	filter store.Filter
+	mailer *report.Mailer
+	// deliveries collects where reports went, for the demo's summary.
+	deliveries []report.Delivery
+	// mc is the Moodle client, made on first use.
+	mc *moodle.Client
+	// lastLoad is the result of the last load step, for the demo.
+	lastLoad *load.Result
+}
+
+// loadConfig reads the configuration named by --config.
+func (a *app) loadConfig() (*Config, error) {
+	explicit := a.configPath != "cmissync.toml"
+	cfg, err := loadConfig(a.configPath, explicit, a.env)
+	if err != nil {
+		return nil, err
+	}
+	if a.logLevel != "" {
+		cfg.Log.Level = a.logLevel
+		if err := cfg.validate(); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// pipeline loads the configuration, opens staging (which must be migrated)
+// and builds the logger.
+func (a *app) pipeline(ctx context.Context, courses []int64) (*pipeline, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return a.pipelineFor(ctx, cfg, courses)
+}
+
+func (a *app) pipelineFor(ctx context.Context, cfg *Config, courses []int64) (*pipeline, error) {
+	runID := newRunID()
+	log := newLogger(cfg, a.stderr).WithField("run_id", runID)
+	st, err := store.Open(ctx, cfg.Staging.Engine, cfg.Staging.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.RequireSchema(ctx); err != nil {
+		st.Close()
+		return nil, &ConfigError{Err: err}
+	}
+	filter := store.Filter{Courses: courses}
+	if len(courses) == 0 {
+		filter.Courses = cfg.Stage.Courses
+	} else if len(cfg.Stage.Courses) > 0 {
+		allowed := map[int64]bool{}
+		for _, c := range cfg.Stage.Courses {
+			allowed[c] = true
+		}
+		for _, c := range courses {
+			if !allowed[c] {
+				st.Close()
+				return nil, &usageError{err: fmt.Errorf("--course %d is not in stage.courses (the configured allow-list)", c)}
+			}
+		}
+	}
+	return &pipeline{
+		a: a, cfg: cfg, log: log, st: st, runID: runID, filter: filter,
+		mailer: &report.Mailer{
+			SMTP: report.SMTPConfig{
+				Host: cfg.Email.SMTPHost, Port: cfg.Email.SMTPPort, Username: cfg.Email.Username, Password: cfg.Email.Password,
+				From: cfg.Email.From, To: cfg.Email.To, TLS: cfg.Email.TLS,
+			},
+			Dir:    cfg.Email.ReportDir,
+			Render: report.RenderOptions{MaxRows: cfg.Email.MaxRows, Secrets: cfg.secrets()},
+		},
+	}, nil
+}
+
+func (p *pipeline) close() { p.st.Close() }
+
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func newLogger(cfg *Config, w interface{ Write([]byte) (int, error) }) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(w)
+	lvl, err := logrus.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		lvl = logrus.InfoLevel
+	}
+	l.SetLevel(lvl)
+	format := cfg.Log.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
+	if format == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
+	return l
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// lock takes the run lock for the pipeline's run.
+func (p *pipeline) lock(ctx context.Context) (*store.Lock, error) {
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("run %s on %s pid %d", p.runID, host, os.Getpid())
+	l, err := p.st.AcquireLock(ctx, holder, time.Duration(p.cfg.Staging.LockStale))
+	if err != nil {
+		return nil, err
+	}
+	p.log.Debug("run lock acquired")
+	return l, nil
+}
+
+// run executes extract, stage and load (or prints the plan on a dry run).
+func (p *pipeline) run(ctx context.Context, dryRun bool) error {
+	l, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	p.log.WithField("dry_run", dryRun).Info("run started")
+
+	var partial []error
+	extractErr := p.step(ctx, "extract", p.extract)
+	if extractErr != nil && !isPartial(extractErr) {
+		// Bad or missing data must never reach stage: it would delete.
+		return extractErr
+	}
+	partial = append(partial, extractErr)
+	if err := p.step(ctx, "stage", p.stage); err != nil {
+		return err
+	}
+	if dryRun {
+		pl, err := load.MakePlan(ctx, p.st, p.filter)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(p.a.stdout, "Dry run: nothing was sent to Moodle. The load step would do this:")
+		pl.WriteText(p.a.stdout)
+		return errors.Join(partial...)
+	}
+	partial = append(partial, p.step(ctx, "load", p.load))
+	return firstWorst(partial)
+}
+
+// single runs one step under the lock.
+func (p *pipeline) single(ctx context.Context, name string) error {
+	l, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	steps := map[string]func(context.Context) (stepResult, error){"extract": p.extract, "stage": p.stage, "load": p.load}
+	return p.step(ctx, name, steps[name])
+}
+
+func isPartial(err error) bool {
+	var pe *PartialError
+	return errors.As(err, &pe)
+}
+
+// firstWorst returns the first non-nil error.
+func firstWorst(errs []error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// stepResult is what a step reports to the runs table and the email.
+type stepResult struct {
+	counts   map[string]int64
+	summary  []report.Count
+	failures []report.Failure
+	advice   []string
+}
+
+// step runs one step, records it in cmissync_runs and emails a report when
+// it failed or had failed items.
+func (p *pipeline) step(ctx context.Context, name string, fn func(context.Context) (stepResult, error)) error {
+	log := p.log.WithField("step", name)
+	started := time.Now()
+	id, err := p.st.StartStep(ctx, p.runID, name)
+	if err != nil {
+		return err
+	}
+	log.Info(name + " started")
+	res, err := fn(ctx)
+	outcome, message := store.OutcomeOK, ""
+	var he *HeldError
+	switch {
+	case errors.Is(err, context.Canceled):
+		outcome, message = store.OutcomeFailed, "interrupted"
+	case errors.As(err, &he):
+		outcome, message = store.OutcomeHeld, err.Error()
+	case err != nil:
+		outcome, message = store.OutcomeFailed, err.Error()
+	case len(res.failures) > 0:
+		outcome, message = store.OutcomePartial, fmt.Sprintf("%d failed items", len(res.failures))
+	}
+	message = report.Scrub(message, p.cfg.secrets()...)
+	if ferr := p.st.FinishStep(id, outcome, res.counts, message); ferr != nil {
+		log.WithError(ferr).Error("could not record the end of the step")
+	}
+	entry := log.WithField("outcome", outcome).WithField("seconds", time.Since(started).Seconds())
+	if err != nil {
+		entry.Error(name + " failed: " + message)
+	} else {
+		entry.Info(name + " finished")
+	}
+	if outcome != store.OutcomeOK && !errors.Is(err, context.Canceled) {
+		p.sendReport(ctx, name, started, outcome, message, res)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(res.failures) > 0 {
+		return &PartialError{Step: name, Failures: len(res.failures)}
+	}
+	return nil
+}
+
+func (p *pipeline) sendReport(ctx context.Context, step string, started time.Time, outcome, message string, res stepResult) {
+	r := report.Report{
+		Site: p.cfg.Site.Name, RunID: p.runID, Step: step, Started: started, Finished: time.Now(),
+		Summary: res.summary, Failures: res.failures, Advice: res.advice,
+	}
+	if outcome == store.OutcomeFailed || outcome == store.OutcomeHeld {
+		r.Fatal = message
+	}
+	d, err := p.mailer.Send(ctx, r)
+	log := p.log.WithField("step", step)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("the report could neither be sent nor kept on disk")
+	case d.Sent:
+		log.WithField("to", strings.Join(p.cfg.Email.To, ", ")).Info("report emailed")
+	default:
+		entry := log.WithField("path", d.Path)
+		if d.Err != nil {
+			entry = entry.WithError(d.Err)
+		}
+		entry.Warn("report kept on disk")
+	}
+	p.deliveries = append(p.deliveries, d)
+}
+
+// extract runs the extract step.
+func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
+	if err := p.cfg.requireSource(); err != nil {
+		return stepResult{}, err
+	}
+	var (
+		src extract.Source
+		err error
+	)
+	if p.cfg.Source.Type == "csv" {
+		src, err = extract.OpenCSV(p.cfg.Source.CSVDir, nil)
+	} else {
+		var queries fs.FS = sqlfiles.Queries()
+		if p.cfg.Source.QueriesDir != "" {
+			queries = overlayFS{primary: os.DirFS(p.cfg.Source.QueriesDir), fallback: queries}
+		}
+		src, err = extract.OpenSQL(ctx, p.cfg.Source.Driver, p.cfg.Source.DSN, queries)
+	}
+	if err != nil {
+		return stepResult{advice: extractAdvice}, fmt.Errorf("open source: %w", scrubErr(err, p.cfg))
+	}
+	defer src.Close()
+	res, err := extract.Run(ctx, src, p.st, extract.Options{RunID: p.runID, Charset: p.cfg.Source.Charset}, p.log)
+	out := stepResult{counts: map[string]int64{}, advice: extractAdvice}
+	for _, t := range store.DumpTables {
+		out.counts[string(t)+"_loaded"] = res.Loaded[t]
+		out.counts[string(t)+"_rejected"] = res.Rejected[t]
+		out.summary = append(out.summary, report.Count{Label: string(t) + " rows loaded", Value: res.Loaded[t]})
+		if res.Rejected[t] > 0 {
+			out.summary = append(out.summary, report.Count{Label: string(t) + " rows rejected", Value: res.Rejected[t]})
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", src.Describe(), scrubErr(err, p.cfg))
+	}
+	bad, err := p.st.BadRows(ctx, p.runID)
+	if err != nil {
+		return out, err
+	}
+	for _, b := range bad {
+		out.failures = append(out.failures, report.Failure{
+			Function: "extract " + b.Source, Params: fmt.Sprintf("line %d: %s", b.Line, b.Row),
+			ErrorCode: "badrow", Message: b.Reason,
+			Hint: "Fix the row in CMIS (or the CSV file); it is left out of this run and the rest went on. See cmis_error_data_dump.",
+		})
+	}
+	return out, nil
+}
+
+var extractAdvice = []string{
+	"Nothing was staged or sent from a failed extract: the previous dump is kept.",
+	"Check that the CMIS database is reachable from this host and that source.dsn is right (ORA- errors name the cause).",
+	"Rerun with: cmissync run",
+}
+
+func scrubErr(err error, cfg *Config) error {
+	if err == nil {
+		return nil
+	}
+	s := report.Scrub(err.Error(), cfg.secrets()...)
+	if s == err.Error() {
+		return err
+	}
+	return errors.New(s)
+}
+
+// stage runs the stage step.
+func (p *pipeline) stage(ctx context.Context) (stepResult, error) {
+	res, err := stage.Run(ctx, p.st, stage.Options{
+		Templates: stage.Templates{GroupingName: p.cfg.Stage.GroupingName, GroupName: p.cfg.Stage.GroupName},
+		Filter:    p.filter,
+	}, p.log)
+	out := stepResult{counts: res.Map(), advice: []string{"Rerun with: cmissync stage (then cmissync load)"}}
+	return out, err
+}
+
+// moodleClient builds (once) the Moodle client from the configuration.
+func (p *pipeline) moodleClient() (*moodle.Client, error) {
+	if p.mc != nil {
+		return p.mc, nil
+	}
+	if err := p.cfg.requireMoodle(); err != nil {
+		return nil, err
+	}
+	mc, err := moodle.New(moodle.Options{
+		URL: p.cfg.Moodle.URL, Token: p.cfg.Moodle.Token, MaxInputVars: p.cfg.Moodle.MaxInputVars,
+		Timeout: time.Duration(p.cfg.Moodle.Timeout), Retries: p.cfg.Moodle.Retries, RetryWait: time.Duration(p.cfg.Moodle.RetryWait),
+		CAFile: p.cfg.Moodle.CAFile, InsecureSkipVerify: p.cfg.Moodle.InsecureSkipVerify, UserAgent: "cmissync",
+	})
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	p.mc = mc
+	return mc, nil
+}
+
+// load runs the load step.
+func (p *pipeline) load(ctx context.Context) (stepResult, error) {
+	advice := []string{
+		"Fix the cause named for each item (in Moodle, or in the staged rows), then rerun: cmissync load",
+		"See what is still pending with: cmissync status",
+	}
+	mc, err := p.moodleClient()
+	if err != nil {
+		return stepResult{advice: advice}, err
+	}
+	si, err := mc.CheckFunctions(ctx, moodle.RequiredFunctions)
+	if err != nil {
+		return stepResult{advice: advice}, err
+	}
+	p.log.WithField("site", si.SiteName).WithField("moodle_release", si.Release).Debug("Moodle site checked")
+	res, err := load.Run(ctx, p.st, mc, load.Options{RunID: p.runID, Filter: p.filter, UserField: p.cfg.Moodle.UserMatchField}, p.log)
+	out := stepResult{advice: advice}
+	if res == nil {
+		return out, err
+	}
+	out.counts = res.Map()
+	out.summary = []report.Count{
+		{Label: "groupings created", Value: res.GroupingsCreated}, {Label: "groups created", Value: res.GroupsCreated},
+		{Label: "groups adopted", Value: res.GroupsAdopted}, {Label: "members added", Value: res.MembersAdded},
+		{Label: "members removed", Value: res.MembersRemoved}, {Label: "groups deleted", Value: res.GroupsDeleted},
+		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "memberships waiting for enrolment", Value: res.NotEnrolled},
+		{Label: "failed items", Value: int64(len(res.Failures))},
+	}
+	var restErrs []store.RestError
+	for _, f := range res.Failures {
+		out.failures = append(out.failures, report.Failure{
+			CourseID: int(f.CourseID), CourseName: f.CourseName, GroupName: f.ObjectName, GroupIDNumber: f.Object, User: f.User,
+			Function: f.Function, Params: f.Params, ErrorCode: f.ErrorCode, Exception: f.Exception, Message: f.Message,
+		})
+		restErrs = append(restErrs, store.RestError{RunID: p.runID, Step: "load", CourseID: f.CourseID, Object: f.Object,
+			Function: f.Function, Params: report.Scrub(f.Params, p.cfg.secrets()...), Exception: f.Exception, ErrorCode: f.ErrorCode, Message: f.Message})
+	}
+	for _, n := range res.Notices {
+		p.log.WithField("course", n.CourseID).WithField("object", n.Object).Warn(n.Message)
+	}
+	if rerr := p.st.RecordRestErrors(ctx, restErrs); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	p.lastLoad = res
+	return out, err
+}
+
+// overlayFS serves files from primary, falling back to fallback.
+type overlayFS struct{ primary, fallback fs.FS }
+
+func (o overlayFS) Open(name string) (fs.File, error) {
+	f, err := o.primary.Open(name)
+	if err == nil {
+		return f, nil
+	}
+	return o.fallback.Open(name)
+}
