@@ -48,7 +48,8 @@ type Counts struct {
 	Delete int64 // no longer desired: flagged todelete
 	Keep   int64 // desired and staged
 	Revive int64 // flagged todelete earlier, desired again
-	Drop   int64 // staged but never created in Moodle, no longer desired
+	Drop   int64 // staged but never created in Moodle (or not owned), no longer desired
+	Rename int64 // desired under a new name
 }
 
 // Result is what a stage run changed.
@@ -59,7 +60,7 @@ type Result struct {
 // Changed reports whether the run changed any flags.
 func (r Result) Changed() bool {
 	for _, c := range []Counts{r.Groupings, r.Groups, r.Members} {
-		if c.Add+c.Delete+c.Revive+c.Drop > 0 {
+		if c.Add+c.Delete+c.Revive+c.Drop+c.Rename > 0 {
 			return true
 		}
 	}
@@ -75,6 +76,7 @@ func (r Result) Map() map[string]int64 {
 		out[name+"_keep"] = c.Keep
 		out[name+"_revive"] = c.Revive
 		out[name+"_drop"] = c.Drop
+		out[name+"_rename"] = c.Rename
 	}
 	return out
 }
@@ -123,8 +125,9 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 		func(s store.GroupingRow) error {
 			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groupings)
 		},
-		func(_, s store.GroupingRow) error {
-			return w.kept(store.TableGroupings, s.ID, s.ToDelete, &res.Groupings)
+		func(d, s store.GroupingRow) error {
+			name := render(opts.Templates.GroupingName, d.ModuleCode, d.ModuleName, "", "")
+			return w.kept(store.TableGroupings, s.ID, s.ToDelete, s.Name, name, &res.Groupings)
 		})
 	dg.Close()
 	sg.Close()
@@ -153,7 +156,10 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 		func(s store.GroupRow) error {
 			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groups)
 		},
-		func(_, s store.GroupRow) error { return w.kept(store.TableGroups, s.ID, s.ToDelete, &res.Groups) })
+		func(d, s store.GroupRow) error {
+			name := render(opts.Templates.GroupName, d.ModuleCode, d.ModuleName, d.GroupCode, d.GroupName)
+			return w.kept(store.TableGroups, s.ID, s.ToDelete, s.Name, name, &res.Groups)
+		})
 	dgr.Close()
 	sgr.Close()
 	if err != nil {
@@ -177,9 +183,18 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.MemberRow) error {
+			if !s.Owned {
+				// The user was in the group before cmissync came to add
+				// them: not ours to remove, only to forget.
+				w.ch.Drop[store.TableMembers] = append(w.ch.Drop[store.TableMembers], s.ID)
+				res.Members.Drop++
+				return w.maybeFlush()
+			}
 			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, &res.Members)
 		},
-		func(_, s store.MemberRow) error { return w.kept(store.TableMembers, s.ID, s.ToDelete, &res.Members) })
+		func(_, s store.MemberRow) error {
+			return w.kept(store.TableMembers, s.ID, s.ToDelete, "", "", &res.Members)
+		})
 	dm.Close()
 	sm.Close()
 	if err != nil {
@@ -206,7 +221,7 @@ type writer struct {
 }
 
 func newChanges() *store.StageChanges {
-	return &store.StageChanges{MarkDelete: map[string][]int64{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}}
+	return &store.StageChanges{MarkDelete: map[string][]int64{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}, Rename: map[string][]store.Rename{}}
 }
 
 // gone handles a staged row that is no longer desired.
@@ -226,14 +241,25 @@ func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, c 
 	return w.maybeFlush()
 }
 
-// kept handles a row both desired and staged.
-func (w *writer) kept(table string, id int64, toDelete bool, c *Counts) error {
-	if !toDelete {
+// kept handles a row both desired and staged: it revives a row flagged
+// for deletion and renames one whose wanted name changed (a new template or
+// a new CMIS title).
+func (w *writer) kept(table string, id int64, toDelete bool, name, wantName string, c *Counts) error {
+	changed := false
+	if toDelete {
+		w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
+		c.Revive++
+		changed = true
+	}
+	if name != wantName {
+		w.ch.Rename[table] = append(w.ch.Rename[table], store.Rename{ID: id, Name: wantName})
+		c.Rename++
+		changed = true
+	}
+	if !changed {
 		c.Keep++
 		return nil
 	}
-	w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
-	c.Revive++
 	return w.maybeFlush()
 }
 

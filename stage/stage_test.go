@@ -56,26 +56,30 @@ func pretendLoaded(t *testing.T, st *store.Store) {
 	ctx := context.Background()
 	next := int64(100)
 	gs, _ := st.GroupingsToCreate(ctx, store.Filter{})
+	var done []store.Created
 	for _, g := range gs {
 		next++
-		if err := st.MarkGroupingCreated(ctx, g.ID, next); err != nil {
-			t.Fatal(err)
-		}
+		done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+	}
+	if err := st.RecordCreated(ctx, store.TableGroupings, done, nil); err != nil {
+		t.Fatal(err)
 	}
 	grs, _ := st.GroupsToCreate(ctx, store.Filter{})
+	done = nil
 	for _, g := range grs {
 		next++
-		if err := st.MarkGroupCreated(ctx, g.ID, next); err != nil {
-			t.Fatal(err)
-		}
+		done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+	}
+	if err := st.RecordCreated(ctx, store.TableGroups, done, nil); err != nil {
+		t.Fatal(err)
 	}
 	ms, _ := st.MembersToAdd(ctx, store.Filter{})
 	var added []store.AddedMember
 	for _, m := range ms {
 		next++
-		added = append(added, store.AddedMember{ID: m.ID, MoodleUserID: next})
+		added = append(added, store.AddedMember{ID: m.ID, MoodleUserID: next, Owned: true})
 	}
-	if err := st.MarkMembersAdded(ctx, added); err != nil {
+	if err := st.RecordMembersAdded(ctx, added, nil); err != nil {
 		t.Fatal(err)
 	}
 }

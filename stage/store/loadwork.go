@@ -4,36 +4,187 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // The load step reads its work from the flags with these queries and
-// records each success as it happens, so a crash loses nothing and a rerun
-// resumes where the last one stopped.
+// records each success as it happens, in one transaction with its audit
+// rows, so a crash loses nothing and a rerun resumes where the last one
+// stopped. Parked items are left out of every work list.
+
+// CoursesWithWork lists courses with flagged, unparked rows, and those with
+// an unparked row whose last attempt failed (an item just unparked by
+// `cmissync retry` must be checked against Moodle again).
+func (s *Store) CoursesWithWork(ctx context.Context, f Filter) ([]int64, error) {
+	where, args := f.clause("courseid")
+	q := `SELECT courseid FROM cmis_groupings WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR torename = 1 OR last_error <> '')` + where + `
+UNION SELECT courseid FROM cmis_groups_course WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR torename = 1 OR last_error <> '' OR (assigned = 0 AND moodlegroupid IS NOT NULL))` + where + `
+UNION SELECT courseid FROM cmis_groupmembers WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR last_error <> '')` + where + `
+ORDER BY 1`
+	all3 := append(append(append([]any{}, args...), args...), args...)
+	return all(ctx, s.db, q, all3, func(r *sql.Rows) (int64, error) {
+		var id int64
+		err := r.Scan(&id)
+		return id, err
+	})
+}
+
+// CourseGroupings lists every staged grouping of a course.
+func (s *Store) CourseGroupings(ctx context.Context, courseID int64) ([]GroupingRow, error) {
+	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE courseid = ? ORDER BY modulecode`, []any{courseID}, scanGrouping)
+}
+
+// CourseGroups lists every staged group of a course.
+func (s *Store) CourseGroups(ctx context.Context, courseID int64) ([]GroupRow, error) {
+	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE courseid = ? ORDER BY modulecode, groupcode`, []any{courseID}, scanGroup)
+}
 
 // GroupingsToCreate lists staged groupings flagged toadd.
 func (s *Store) GroupingsToCreate(ctx context.Context, f Filter) ([]GroupingRow, error) {
 	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE toadd = 1 AND todelete = 0`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
+	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE toadd = 1 AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
 }
 
 // GroupsToCreate lists staged groups flagged toadd.
 func (s *Store) GroupsToCreate(ctx context.Context, f Filter) ([]GroupRow, error) {
 	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE toadd = 1 AND todelete = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
+	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE toadd = 1 AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }
 
-// MarkGroupingCreated records the Moodle id of a created (or adopted)
-// grouping and clears toadd.
-func (s *Store) MarkGroupingCreated(ctx context.Context, id, moodleID int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE cmis_groupings SET moodlegroupingid = ?, toadd = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, moodleID, id)
-	return wrap(err, "record grouping %d", id)
+// GroupingsToRename lists created groupings whose wanted name changed.
+func (s *Store) GroupingsToRename(ctx context.Context, f Filter) ([]GroupingRow, error) {
+	where, args := f.clause("courseid")
+	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE torename = 1 AND toadd = 0 AND todelete = 0 AND parked = 0 AND moodlegroupingid IS NOT NULL`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
 }
 
-// MarkGroupCreated records the Moodle id of a created (or adopted) group and
-// clears toadd.
-func (s *Store) MarkGroupCreated(ctx context.Context, id, moodleID int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE cmis_groups_course SET moodlegroupid = ?, toadd = 0, assigned = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, moodleID, id)
-	return wrap(err, "record group %d", id)
+// GroupsToRename lists created groups whose wanted name changed.
+func (s *Store) GroupsToRename(ctx context.Context, f Filter) ([]GroupRow, error) {
+	where, args := f.clause("courseid")
+	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE torename = 1 AND toadd = 0 AND todelete = 0 AND parked = 0 AND moodlegroupid IS NOT NULL`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
+}
+
+// AuditEntry is one change applied to Moodle, kept in cmissync_audit.
+type AuditEntry struct {
+	RunID    string
+	CourseID int64
+	Object   string // grouping, group, member
+	IDNumber string // of the grouping or group
+	Name     string
+	Action   string // create, adopt, rename, assign, add, remove, delete, recreate, retire
+	MoodleID int64  // of the grouping or group
+	UserID   int64  // Moodle user, for memberships
+	CMISID   string // CMIS student or staff id, for memberships
+	Detail   string
+}
+
+func insertAudit(ctx context.Context, q querier, entries []AuditEntry) error {
+	return insertRows(ctx, q, "cmissync_audit", []string{"run_id", "courseid", "object", "idnumber", "name", "action", "moodle_id", "userid", "cmisid", "detail"}, len(entries), func(i int) []any {
+		e := entries[i]
+		return []any{e.RunID, e.CourseID, e.Object, truncate(e.IDNumber, 100), truncate(e.Name, 254), e.Action, e.MoodleID, e.UserID, truncate(e.CMISID, 100), truncate(e.Detail, 1000)}
+	})
+}
+
+// RecordAudit appends entries that go with no staging change.
+func (s *Store) RecordAudit(ctx context.Context, entries []AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertAudit(ctx, tx, entries) })
+}
+
+// Audit returns the audit trail of a course (all courses when 0), oldest
+// first, limited to the runs given (all when empty).
+func (s *Store) Audit(ctx context.Context, courseID int64, runID string) ([]AuditEntry, error) {
+	q := `SELECT run_id, courseid, object, idnumber, name, action, moodle_id, userid, cmisid, detail FROM cmissync_audit WHERE 1=1`
+	var args []any
+	if courseID > 0 {
+		q += ` AND courseid = ?`
+		args = append(args, courseID)
+	}
+	if runID != "" {
+		q += ` AND run_id = ?`
+		args = append(args, runID)
+	}
+	return all(ctx, s.db, q+` ORDER BY id`, args, func(r *sql.Rows) (AuditEntry, error) {
+		var e AuditEntry
+		err := r.Scan(&e.RunID, &e.CourseID, &e.Object, &e.IDNumber, &e.Name, &e.Action, &e.MoodleID, &e.UserID, &e.CMISID, &e.Detail)
+		return e, err
+	})
+}
+
+// Created is a grouping or group now in Moodle under a name.
+type Created struct {
+	RowID    int64
+	MoodleID int64
+	Name     string // the name it has in Moodle
+}
+
+// RecordCreated records created (or adopted) groupings or groups: their
+// Moodle id and name, toadd cleared; groups are then (re)assigned to their
+// grouping.
+func (s *Store) RecordCreated(ctx context.Context, table string, done []Created, audit []AuditEntry) error {
+	extra := ""
+	switch table {
+	case TableGroups:
+		extra = ", assigned = 0"
+	case TableGroupings:
+	default:
+		return fmt.Errorf("record created: unknown table %q", table)
+	}
+	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, d := range done {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, moodlename = ?, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+				d.MoodleID, d.Name, d.RowID); err != nil {
+				return fmt.Errorf("record %s %d: %w", table, d.RowID, err)
+			}
+		}
+		if table == TableGroupings {
+			// Groups of a (re)created grouping must be assigned to it again.
+			for _, d := range done {
+				if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET assigned = 0 WHERE (courseid, modulecode) IN (SELECT courseid, modulecode FROM cmis_groupings WHERE id = ?)`, d.RowID); err != nil {
+					return fmt.Errorf("reset assignments: %w", err)
+				}
+			}
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// RecordRenamed records the name a grouping or group now has in Moodle.
+func (s *Store) RecordRenamed(ctx context.Context, table string, done []Created, audit []AuditEntry) error {
+	if table != TableGroups && table != TableGroupings {
+		return fmt.Errorf("record renamed: unknown table %q", table)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, d := range done {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET moodlename = ?, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP WHERE id = ?`, d.Name, d.RowID); err != nil {
+				return fmt.Errorf("record rename %s %d: %w", table, d.RowID, err)
+			}
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// SetRenameFlag sets or clears torename (drift policy: restore our name, or
+// keep Moodle's, recorded as the name cmissync last set).
+func (s *Store) SetRenameFlag(ctx context.Context, table string, rowID int64, rename bool, moodleName string) error {
+	if table != TableGroups && table != TableGroupings {
+		return fmt.Errorf("rename flag: unknown table %q", table)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET torename = ?, moodlename = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, rename, moodleName, rowID)
+	return wrap(err, "set rename flag of %s %d", table, rowID)
+}
+
+// SetMoodleID re-records the Moodle id of a grouping or group found again by
+// its idnumber under another id.
+func (s *Store) SetMoodleID(ctx context.Context, table string, rowID, moodleID int64) error {
+	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
+	if idcol == "" {
+		return fmt.Errorf("set moodle id: unknown table %q", table)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, moodleID, rowID)
+	return wrap(err, "set moodle id of %s %d", table, rowID)
 }
 
 // Assignment is a group that still has to be put in its grouping.
@@ -53,7 +204,7 @@ func (s *Store) GroupsToAssign(ctx context.Context, f Filter) ([]Assignment, err
 	return all(ctx, s.db, `SELECT g.id, g.courseid, g.idnumber, g.name, g.moodlegroupid, gg.moodlegroupingid
 FROM cmis_groups_course g
 JOIN cmis_groupings gg ON gg.courseid = g.courseid AND gg.modulecode = g.modulecode
-WHERE g.assigned = 0 AND g.todelete = 0 AND g.moodlegroupid IS NOT NULL AND gg.moodlegroupingid IS NOT NULL AND gg.todelete = 0`+where+`
+WHERE g.assigned = 0 AND g.todelete = 0 AND g.parked = 0 AND g.moodlegroupid IS NOT NULL AND gg.moodlegroupingid IS NOT NULL AND gg.todelete = 0`+where+`
 ORDER BY g.courseid, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (Assignment, error) {
 		var a Assignment
 		err := r.Scan(&a.GroupRowID, &a.CourseID, &a.IDNumber, &a.Name, &a.MoodleGroupID, &a.MoodleGroupingID)
@@ -61,9 +212,14 @@ ORDER BY g.courseid, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (Assign
 	})
 }
 
-// MarkAssigned records that groups are in their groupings.
-func (s *Store) MarkAssigned(ctx context.Context, groupRowIDs []int64) error {
-	return wrap(updateIDs(ctx, s.db, `UPDATE cmis_groups_course SET assigned = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, groupRowIDs), "record assignments")
+// RecordAssigned records that groups are in their groupings.
+func (s *Store) RecordAssigned(ctx context.Context, groupRowIDs []int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := updateIDs(ctx, tx, `UPDATE cmis_groups_course SET assigned = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, groupRowIDs); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
 }
 
 // MemberWork is a staged membership with what the load step needs to send
@@ -75,16 +231,16 @@ type MemberWork struct {
 	GroupName     string
 }
 
-const memberWorkSQL = `SELECT m.id, m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid, COALESCE(m.moodleuserid, 0), m.toadd, m.todelete,
+const memberWorkSQL = `SELECT m.id, m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid, COALESCE(m.moodleuserid, 0), m.toadd, m.todelete, m.owned, m.parked,
   g.moodlegroupid, g.idnumber, g.name
 FROM cmis_groupmembers m
 JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
-WHERE g.moodlegroupid IS NOT NULL AND g.todelete = 0 AND `
+WHERE g.moodlegroupid IS NOT NULL AND g.todelete = 0 AND m.parked = 0 AND `
 
 func scanMemberWork(r *sql.Rows) (MemberWork, error) {
 	var w MemberWork
 	m := &w.MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete,
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked,
 		&w.MoodleGroupID, &w.GroupIDNumber, &w.GroupName)
 	return w, err
 }
@@ -95,53 +251,75 @@ func (s *Store) MembersToAdd(ctx context.Context, f Filter) ([]MemberWork, error
 	return all(ctx, s.db, memberWorkSQL+`m.toadd = 1 AND m.todelete = 0`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
 }
 
-// MembersToRemove lists owned memberships flagged todelete in groups that
-// stay (members of groups being deleted go with their group).
+// MembersToRemove lists memberships flagged todelete in groups that stay
+// (members of groups being deleted go with their group). Memberships
+// cmissync does not own are included: load drops their rows without
+// touching Moodle.
 func (s *Store) MembersToRemove(ctx context.Context, f Filter) ([]MemberWork, error) {
 	where, args := f.clause("m.courseid")
 	return all(ctx, s.db, memberWorkSQL+`m.todelete = 1 AND m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
 }
 
-// AddedMember pairs a staged membership with the Moodle user it was added as.
+// OwnedMembersOfGroups lists the owned, added memberships of the given
+// Moodle groups (for the removal of members not seen in CMIS).
+func (s *Store) OwnedMembersOfGroups(ctx context.Context, f Filter) ([]MemberWork, error) {
+	where, args := f.clause("m.courseid")
+	return all(ctx, s.db, memberWorkSQL+`m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where, args, scanMemberWork)
+}
+
+// AddedMember pairs a staged membership with the Moodle user it is in
+// Moodle as, and whether cmissync added it (Owned) or found it there.
 type AddedMember struct {
 	ID           int64
 	MoodleUserID int64
+	Owned        bool
 }
 
-// MarkMembersAdded records memberships now in Moodle and clears toadd.
-func (s *Store) MarkMembersAdded(ctx context.Context, added []AddedMember) error {
+// RecordMembersAdded records memberships now in Moodle and clears toadd.
+func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, audit []AuditEntry) error {
 	if len(added) == 0 {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, toadd = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
+		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, owned = ?, toadd = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, a := range added {
-			if _, err := stmt.ExecContext(ctx, a.MoodleUserID, a.ID); err != nil {
+			if _, err := stmt.ExecContext(ctx, a.MoodleUserID, a.Owned, a.ID); err != nil {
 				return fmt.Errorf("record member %d: %w", a.ID, err)
 			}
 		}
-		return nil
+		return insertAudit(ctx, tx, audit)
 	})
 }
 
+// RequeueMembers sets memberships back to toadd (a write Moodle accepted but
+// that reading back did not confirm).
+func (s *Store) RequeueMembers(ctx context.Context, ids []int64) error {
+	return wrap(updateIDs(ctx, s.db, `UPDATE cmis_groupmembers SET toadd = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids), "requeue members")
+}
+
 // DropMembers deletes staged memberships (after their removal from Moodle).
-func (s *Store) DropMembers(ctx context.Context, ids []int64) error {
-	return wrap(updateIDs(ctx, s.db, `DELETE FROM cmis_groupmembers WHERE id IN `, ids), "drop members")
+func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := updateIDs(ctx, tx, `DELETE FROM cmis_groupmembers WHERE id IN `, ids); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
 }
 
 // GroupsToDelete lists staged groups flagged todelete that exist in Moodle.
 func (s *Store) GroupsToDelete(ctx context.Context, f Filter) ([]GroupRow, error) {
 	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE todelete = 1 AND moodlegroupid IS NOT NULL`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
+	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE todelete = 1 AND parked = 0 AND moodlegroupid IS NOT NULL`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }
 
 // DropGroups deletes staged groups and their staged memberships (after the
 // groups were deleted in Moodle, which removes their members).
-func (s *Store) DropGroups(ctx context.Context, groups []GroupRow) error {
+func (s *Store) DropGroups(ctx context.Context, groups []GroupRow, audit []AuditEntry) error {
 	if len(groups) == 0 {
 		return nil
 	}
@@ -154,7 +332,7 @@ func (s *Store) DropGroups(ctx context.Context, groups []GroupRow) error {
 				return fmt.Errorf("drop group %s: %w", g.IDNumber, err)
 			}
 		}
-		return nil
+		return insertAudit(ctx, tx, audit)
 	})
 }
 
@@ -163,14 +341,170 @@ func (s *Store) DropGroups(ctx context.Context, groups []GroupRow) error {
 func (s *Store) GroupingsToDelete(ctx context.Context, f Filter) ([]GroupingRow, error) {
 	where, args := f.clause("gg.courseid")
 	return all(ctx, s.db, `SELECT `+groupingColsOf("gg.")+` FROM cmis_groupings gg
-WHERE gg.todelete = 1 AND gg.moodlegroupingid IS NOT NULL`+where+`
+WHERE gg.todelete = 1 AND gg.parked = 0 AND gg.moodlegroupingid IS NOT NULL`+where+`
   AND NOT EXISTS (SELECT 1 FROM cmis_groups_course g WHERE g.courseid = gg.courseid AND g.modulecode = gg.modulecode)
 ORDER BY gg.courseid, gg.modulecode`, args, scanGrouping)
 }
 
+// GroupingsToDeleteAll lists staged groupings flagged todelete that exist in
+// Moodle, whether or not their groups are deleted yet (for the plan).
+func (s *Store) GroupingsToDeleteAll(ctx context.Context, f Filter) ([]GroupingRow, error) {
+	where, args := f.clause("courseid")
+	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE todelete = 1 AND parked = 0 AND moodlegroupingid IS NOT NULL`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
+}
+
 // DropGroupings deletes staged groupings by row id.
-func (s *Store) DropGroupings(ctx context.Context, ids []int64) error {
-	return wrap(updateIDs(ctx, s.db, `DELETE FROM cmis_groupings WHERE id IN `, ids), "drop groupings")
+func (s *Store) DropGroupings(ctx context.Context, ids []int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := updateIDs(ctx, tx, `DELETE FROM cmis_groupings WHERE id IN `, ids); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// ForgetGroup records that an owned group no longer exists in Moodle
+// (deleted there by hand): the group and its memberships are flagged toadd
+// again so they are recreated.
+func (s *Store) ForgetGroup(ctx context.Context, rowID int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var course int64
+		var module, group string
+		if err := tx.QueryRowContext(ctx, `SELECT courseid, modulecode, groupcode FROM cmis_groups_course WHERE id = ?`, rowID).Scan(&course, &module, &group); err != nil {
+			return fmt.Errorf("forget group %d: %w", rowID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET moodlegroupid = NULL, moodlename = '', toadd = CASE WHEN todelete = 1 THEN 0 ELSE 1 END, torename = 0, assigned = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, rowID); err != nil {
+			return fmt.Errorf("forget group: %w", err)
+		}
+		// A group flagged for deletion that is already gone is simply done.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groups_course WHERE id = ? AND todelete = 1`, rowID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ? AND (todelete = 1 OR owned = 0)`, course, module, group); err != nil {
+			return fmt.Errorf("forget group members: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET toadd = 1, owned = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP
+WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, course, module, group); err != nil {
+			return fmt.Errorf("requeue group members: %w", err)
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// ForgetGrouping records that an owned grouping no longer exists in Moodle:
+// it is flagged toadd again, and its groups are reassigned once it is.
+func (s *Store) ForgetGrouping(ctx context.Context, rowID int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupings WHERE id = ? AND todelete = 1
+  AND NOT EXISTS (SELECT 1 FROM cmis_groups_course g WHERE g.courseid = cmis_groupings.courseid AND g.modulecode = cmis_groupings.modulecode)`, rowID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupings SET moodlegroupingid = NULL, moodlename = '', toadd = CASE WHEN todelete = 1 THEN 0 ELSE 1 END, torename = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, rowID); err != nil {
+			return fmt.Errorf("forget grouping: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET assigned = 0 WHERE (courseid, modulecode) IN (SELECT courseid, modulecode FROM cmis_groupings WHERE id = ?)`, rowID); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// RecordFailure counts a permanent failure of an item and parks it once it
+// has failed parkAfter times (0: never park). It reports whether the item is
+// now parked.
+func (s *Store) RecordFailure(ctx context.Context, table string, rowID int64, message string, parkAfter int) (bool, error) {
+	if table != TableGroups && table != TableGroupings && table != TableMembers {
+		return false, fmt.Errorf("record failure: unknown table %q", table)
+	}
+	park := parkAfter > 0
+	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET attempts = attempts + 1, last_error = ?,
+  parked = CASE WHEN ? AND attempts + 1 >= ? THEN 1 ELSE parked END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+		truncate(message, 1000), park, parkAfter, rowID)
+	if err != nil {
+		return false, fmt.Errorf("record failure of %s %d: %w", table, rowID, err)
+	}
+	var parked bool
+	err = s.db.QueryRowContext(ctx, `SELECT parked FROM `+table+` WHERE id = ?`, rowID).Scan(&parked)
+	return parked, wrap(err, "read parked flag")
+}
+
+// Park parks an item at once with a reason (e.g. the drift policy "forget").
+func (s *Store) Park(ctx context.Context, table string, rowID int64, reason string) error {
+	if table != TableGroups && table != TableGroupings && table != TableMembers {
+		return fmt.Errorf("park: unknown table %q", table)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET parked = 1, last_error = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, truncate(reason, 1000), rowID)
+	return wrap(err, "park %s %d", table, rowID)
+}
+
+// ParkedItem is a staged row parked after repeated failures.
+type ParkedItem struct {
+	Table     string
+	RowID     int64
+	CourseID  int64
+	IDNumber  string // group or grouping idnumber
+	Name      string
+	CMISID    string // memberships
+	Attempts  int
+	LastError string
+}
+
+// Parked lists parked items.
+func (s *Store) Parked(ctx context.Context, f Filter) ([]ParkedItem, error) {
+	where, args := f.clause("courseid")
+	q := `SELECT 'cmis_groupings', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groupings WHERE parked = 1` + where + `
+UNION ALL SELECT 'cmis_groups_course', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groups_course WHERE parked = 1` + where + `
+UNION ALL SELECT 'cmis_groupmembers', id, courseid, ` + s.concat("'cmis:'", "modulecode", "':'", "groupcode") + `, role, cmisid, attempts, last_error FROM cmis_groupmembers WHERE parked = 1` + where + `
+ORDER BY 3, 1, 2`
+	return all(ctx, s.db, q, append(append(append([]any{}, args...), args...), args...), func(r *sql.Rows) (ParkedItem, error) {
+		var p ParkedItem
+		err := r.Scan(&p.Table, &p.RowID, &p.CourseID, &p.IDNumber, &p.Name, &p.CMISID, &p.Attempts, &p.LastError)
+		return p, err
+	})
+}
+
+// Unpark makes parked items eligible again and resets their attempts; it
+// returns how many were unparked.
+func (s *Store) Unpark(ctx context.Context, f Filter) (int64, error) {
+	where, args := f.clause("courseid")
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range []string{TableGroupings, TableGroups, TableMembers} {
+			res, err := tx.ExecContext(ctx, `UPDATE `+t+` SET parked = 0, attempts = 0, updated_at = CURRENT_TIMESTAMP WHERE parked = 1`+where, args...)
+			if err != nil {
+				return fmt.Errorf("unpark %s: %w", t, err)
+			}
+			c, _ := res.RowsAffected()
+			n += c
+		}
+		return nil
+	})
+	return n, err
+}
+
+// RetireCourse forgets a course deleted in Moodle: its staged rows go and
+// its mappings are set to RMV, so nothing is attempted for it again.
+func (s *Store) RetireCourse(ctx context.Context, courseID int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM cmis_groupmembers WHERE courseid = ?`,
+			`DELETE FROM cmis_groups_course WHERE courseid = ?`,
+			`DELETE FROM cmis_groupings WHERE courseid = ?`,
+			`UPDATE mapped_modules SET group_import = 'RMV', mapping_action = 'RMV', updated_at = CURRENT_TIMESTAMP WHERE moodle_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, courseID); err != nil {
+				return fmt.Errorf("retire course %d: %w", courseID, err)
+			}
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+func (s *Store) concat(parts ...string) string {
+	if s.engine == EngineMySQL {
+		return "CONCAT(" + strings.Join(parts, ", ") + ")"
+	}
+	return strings.Join(parts, " || ")
 }
 
 // Pending counts staged rows still flagged, per table and flag, for status
@@ -178,55 +512,15 @@ func (s *Store) DropGroupings(ctx context.Context, ids []int64) error {
 func (s *Store) Pending(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, t := range []string{TableGroupings, TableGroups, TableMembers} {
-		var add, del sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, `SELECT SUM(toadd), SUM(todelete) FROM `+t).Scan(&add, &del); err != nil {
+		var add, del, parked sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, `SELECT SUM(toadd), SUM(todelete), SUM(parked) FROM `+t).Scan(&add, &del, &parked); err != nil {
 			return nil, fmt.Errorf("count pending in %s: %w", t, err)
 		}
 		out[t+".toadd"] = add.Int64
 		out[t+".todelete"] = del.Int64
+		out[t+".parked"] = parked.Int64
 	}
 	return out, nil
-}
-
-func wrap(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
-}
-
-// RequeueMembers sets memberships back to toadd (a write Moodle accepted but
-// that reading back did not confirm).
-func (s *Store) RequeueMembers(ctx context.Context, ids []int64) error {
-	return wrap(updateIDs(ctx, s.db, `UPDATE cmis_groupmembers SET toadd = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids), "requeue members")
-}
-
-// ForgetGroup records that an owned group no longer exists in Moodle (deleted
-// there by hand): the group and its memberships are flagged toadd again so
-// the next load recreates them.
-func (s *Store) ForgetGroup(ctx context.Context, courseID int64, moduleCode, groupCode string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET moodlegroupid = NULL, toadd = 1, assigned = 0, updated_at = CURRENT_TIMESTAMP
-WHERE courseid = ? AND modulecode = ? AND groupcode = ? AND todelete = 0`, courseID, moduleCode, groupCode); err != nil {
-			return fmt.Errorf("forget group: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ? AND todelete = 1`, courseID, moduleCode, groupCode); err != nil {
-			return fmt.Errorf("forget group members: %w", err)
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET toadd = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP
-WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, courseID, moduleCode, groupCode)
-		return wrap(err, "requeue group members")
-	})
-}
-
-// RenameStaged records the name cmissync actually used in Moodle for a group
-// or grouping (after a name clash with a hand-made one).
-func (s *Store) RenameStaged(ctx context.Context, table string, id int64, name string) error {
-	if table != TableGroups && table != TableGroupings {
-		return fmt.Errorf("rename: unknown table %q", table)
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET name = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, name, id)
-	return wrap(err, "rename %s %d", table, id)
 }
 
 // StagedMembersOfNewGroups counts, per course, memberships flagged toadd
@@ -239,7 +533,7 @@ func (s *Store) StagedMembersOfNewGroups(ctx context.Context, f Filter) (map[int
 	}
 	rows, err := all(ctx, s.db, `SELECT m.courseid, COUNT(*) FROM cmis_groupmembers m
 JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
-WHERE m.toadd = 1 AND g.moodlegroupid IS NULL AND g.todelete = 0`+where+` GROUP BY m.courseid`, args, func(r *sql.Rows) (row, error) {
+WHERE m.toadd = 1 AND m.parked = 0 AND g.moodlegroupid IS NULL AND g.todelete = 0`+where+` GROUP BY m.courseid`, args, func(r *sql.Rows) (row, error) {
 		var x row
 		err := r.Scan(&x.course, &x.n)
 		return x, err
@@ -254,9 +548,15 @@ WHERE m.toadd = 1 AND g.moodlegroupid IS NULL AND g.todelete = 0`+where+` GROUP 
 	return out, nil
 }
 
-// GroupingsToDeleteAll lists staged groupings flagged todelete that exist in
-// Moodle, whether or not their groups are deleted yet (for the plan).
-func (s *Store) GroupingsToDeleteAll(ctx context.Context, f Filter) ([]GroupingRow, error) {
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// OwnedGroups lists staged groups that exist in Moodle and stay.
+func (s *Store) OwnedGroups(ctx context.Context, f Filter) ([]GroupRow, error) {
 	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE todelete = 1 AND moodlegroupingid IS NOT NULL`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
+	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }

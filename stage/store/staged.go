@@ -93,10 +93,13 @@ type GroupingRow struct {
 	ModuleCode string
 	ModuleName string // desired rows only
 	IDNumber   string // staged rows only
-	Name       string // staged rows only
+	Name       string // staged rows: the name cmissync wants
+	MoodleName string // the name cmissync last set in Moodle
 	MoodleID   int64  // 0 until created in Moodle
 	ToAdd      bool
 	ToDelete   bool
+	ToRename   bool
+	Parked     bool
 }
 
 // GroupRow is a group, desired or staged.
@@ -108,11 +111,14 @@ type GroupRow struct {
 	ModuleName string // desired rows only
 	GroupName  string // desired rows only
 	IDNumber   string
-	Name       string
+	Name       string // the name cmissync wants
+	MoodleName string // the name cmissync last set in Moodle
 	MoodleID   int64
 	Assigned   bool
 	ToAdd      bool
 	ToDelete   bool
+	ToRename   bool
+	Parked     bool
 }
 
 // Member roles.
@@ -132,6 +138,10 @@ type MemberRow struct {
 	MoodleUserID int64
 	ToAdd        bool
 	ToDelete     bool
+	// Owned is false for a membership that existed before cmissync came to
+	// add it: cmissync never removes those.
+	Owned  bool
+	Parked bool
 }
 
 const activeMapping = `m.mapping_action = 'ADD' AND m.group_import = 'ADD'`
@@ -187,31 +197,32 @@ WHERE ` + activeMapping + where
 // groupingColsOf lists cmis_groupings columns, each qualified by prefix
 // (e.g. "gg.").
 func groupingColsOf(p string) string {
-	return p + "id, " + p + "courseid, " + p + "modulecode, " + p + "idnumber, " + p + "name, COALESCE(" + p + "moodlegroupingid, 0), " + p + "toadd, " + p + "todelete"
+	return p + "id, " + p + "courseid, " + p + "modulecode, " + p + "idnumber, " + p + "name, " + p + "moodlename, COALESCE(" + p + "moodlegroupingid, 0), " +
+		p + "toadd, " + p + "todelete, " + p + "torename, " + p + "parked"
 }
 
 var groupingCols = groupingColsOf("")
 
 const (
-	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, COALESCE(moodlegroupid, 0), assigned, toadd, todelete`
-	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete`
+	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked`
+	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked`
 )
 
 func scanGrouping(r *sql.Rows) (GroupingRow, error) {
 	var g GroupingRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleID, &g.ToAdd, &g.ToDelete)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked)
 	return g, err
 }
 
 func scanGroup(r *sql.Rows) (GroupRow, error) {
 	var g GroupRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked)
 	return g, err
 }
 
 func scanMember(r *sql.Rows) (MemberRow, error) {
 	var m MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete)
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked)
 	return m, err
 }
 
@@ -250,6 +261,15 @@ type StageChanges struct {
 	MarkDelete map[string][]int64
 	Unmark     map[string][]int64
 	Drop       map[string][]int64
+	// Rename sets a new wanted name on groups and groupings and flags
+	// torename, keyed by staged table.
+	Rename map[string][]Rename
+}
+
+// Rename is a new wanted name for a staged row.
+type Rename struct {
+	ID   int64
+	Name string
 }
 
 // Len is the number of changes in the batch.
@@ -259,6 +279,9 @@ func (c *StageChanges) Len() int {
 		for _, ids := range m {
 			n += len(ids)
 		}
+	}
+	for _, r := range c.Rename {
+		n += len(r)
 	}
 	return n
 }
@@ -300,6 +323,13 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		for table, ids := range c.Drop {
 			if err := updateIDs(ctx, tx, `DELETE FROM `+table+` WHERE id IN `, ids); err != nil {
 				return err
+			}
+		}
+		for table, rs := range c.Rename {
+			for _, r := range rs {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET name = ?, torename = CASE WHEN toadd = 1 OR moodlename = ? THEN 0 ELSE 1 END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, r.Name, r.Name, r.ID); err != nil {
+					return fmt.Errorf("rename in %s: %w", table, err)
+				}
 			}
 		}
 		return nil
