@@ -93,14 +93,77 @@ func newFixture(t *testing.T, engine string, groups, members int, opts moodlesim
 
 func (f *fixture) stage() {
 	f.t.Helper()
-	if _, err := stage.Run(context.Background(), f.st, stage.Options{}, quiet()); err != nil {
+	f.stageWith(stage.Options{})
+}
+
+func (f *fixture) stageWith(o stage.Options) {
+	f.t.Helper()
+	if _, err := stage.Run(context.Background(), f.st, o, quiet()); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
+// setMembers replaces the CMIS members of module MOD (group code -> ids)
+// and stages with the default templates.
+func (f *fixture) setMembers(groups map[string][]string) {
+	f.t.Helper()
+	f.setDump(groups)
+	f.stage()
+}
+
+// setDump replaces the CMIS members of module MOD without staging.
+func (f *fixture) setDump(groups map[string][]string) {
+	f.t.Helper()
+	ctx := context.Background()
+	gen, err := f.st.BeginExtract(ctx, "t")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var grows, mrows [][]string
+	for code, ids := range groups {
+		grows = append(grows, []string{"MOD", code, "Module", "Group " + code})
+		for _, idn := range ids {
+			mrows = append(mrows, []string{"MOD", code, idn})
+		}
+	}
+	for tbl, rows := range map[store.DumpTable][][]string{store.ModuleGroups: grows, store.GroupMembers: mrows} {
+		if _, err := gen.Insert(ctx, tbl, rows); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if err := gen.Commit(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) group(idnumber string) moodlesim.Group {
+	for _, g := range f.sim.State().Groups {
+		if g.IDNumber == idnumber {
+			return g
+		}
+	}
+	f.t.Fatalf("no group %s in Moodle", idnumber)
+	return moodlesim.Group{}
+}
+
+func (f *fixture) newUser(idn string) int {
+	uid := f.sim.AddUser(moodlesim.User{Username: "u" + idn, IDNumber: idn})
+	f.users[idn] = uid
+	if err := f.sim.Enrol(f.course, uid); err != nil {
+		f.t.Fatal(err)
+	}
+	return uid
+}
+
 func (f *fixture) load() *load.Result {
 	f.t.Helper()
-	res, err := load.Run(context.Background(), f.st, f.mc, load.Options{RunID: "t"}, quiet())
+	return f.loadWith(load.Options{})
+}
+
+func (f *fixture) loadWith(o load.Options) *load.Result {
+	f.t.Helper()
+	o.RunID = "t"
+	res, err := load.Run(context.Background(), f.st, f.mc, o, quiet())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -131,7 +194,7 @@ func eachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 	}
 }
 
-func TestBisectionIsolatesTheBadItem(t *testing.T) {
+func TestGroupDeletedInMoodleIsRecreatedWithItsMembers(t *testing.T) {
 	eachEngine(t, func(t *testing.T, engine string) {
 		f := newFixture(t, engine, 3, 20, moodlesim.Options{})
 		// After a first load, someone deletes group G02 in Moodle by hand.
@@ -149,8 +212,7 @@ func TestBisectionIsolatesTheBadItem(t *testing.T) {
 		if err := f.sim.DeleteGroup(gid); err != nil {
 			t.Fatal(err)
 		}
-		// CMIS adds one student to each group; the batch of three additions
-		// holds one for the deleted group, which Moodle refuses.
+		// CMIS adds one student to each group.
 		ctx := context.Background()
 		gen, _ := f.st.BeginExtract(ctx, "t2")
 		var grows, mrows [][]string
@@ -175,20 +237,19 @@ func TestBisectionIsolatesTheBadItem(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.stage()
+		// The load notices the deletion before writing, recreates the group
+		// with all its members, and adds the new students elsewhere.
 		res = f.load()
-		if res.MembersAdded != 2 {
-			t.Fatalf("the two good additions did not land: %+v", res)
+		if res.Recreated != 1 || res.GroupsCreated != 1 || res.Assigned != 1 || res.MembersAdded != 23 || len(res.Failures) != 0 || len(res.Notices) != 1 {
+			t.Fatalf("load after the deletion: %+v", res)
 		}
-		if len(res.Notices) != 1 {
-			t.Fatalf("the deleted group was not noticed: %+v", res.Notices)
+		for g, ms := range f.members() {
+			if len(ms) != 21 {
+				t.Fatalf("group %s has %d members, want 21", g, len(ms))
+			}
 		}
-		// The next run recreates the deleted group with all its members.
-		res = f.load()
-		if res.GroupsCreated != 1 || res.MembersAdded != 21 || len(res.Failures) != 0 {
-			t.Fatalf("recreate run: %+v", res)
-		}
-		if got := f.members()[gone]; len(got) != 21 {
-			t.Fatalf("recreated group has %d members", len(got))
+		if res := f.load(); res.Writes() != 0 {
+			t.Fatalf("rerun wrote: %+v", res)
 		}
 	})
 }
@@ -201,7 +262,7 @@ func TestCrashedRunGroupIsAdoptedNotDuplicated(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := f.load()
-		if res.GroupsAdopted != 1 || res.GroupsCreated != 1 || len(res.Failures) != 0 {
+		if res.Adopted != 1 || res.GroupsCreated != 1 || len(res.Failures) != 0 {
 			t.Fatalf("load: %+v", res)
 		}
 		if n := len(f.sim.State().Groups); n != 2 {
@@ -265,4 +326,166 @@ func TestSilentTruncationIsCaughtByReadBack(t *testing.T) {
 	if len(res.Failures) != 0 || len(f.members()["cmis:MOD:G01"]) != 300 {
 		t.Fatalf("second load: %+v, %d members", res, len(f.members()["cmis:MOD:G01"]))
 	}
+}
+
+func TestMembershipAddedByHandIsNeverRemoved(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 1, 2, moodlesim.Options{})
+		f.load()
+		g := f.group("cmis:MOD:G01")
+		// A teacher adds a student to the group; later CMIS lists them too,
+		// then drops them again. cmissync found them there, so it leaves them.
+		uid := f.newUser("9990001")
+		if err := f.sim.AddMember(g.ID, uid); err != nil {
+			t.Fatal(err)
+		}
+		f.setMembers(map[string][]string{"G01": {"0010001", "0010002", "9990001"}})
+		res := f.load()
+		if res.MembersFound != 1 || res.MembersAdded != 0 {
+			t.Fatalf("load: %+v", res)
+		}
+		f.setMembers(map[string][]string{"G01": {"0010001", "0010002"}})
+		res = f.load()
+		if res.MembersRemoved != 0 || len(f.members()["cmis:MOD:G01"]) != 3 {
+			t.Fatalf("hand-added member removed: %+v, members %v", res, f.members())
+		}
+		// With remove_members_not_in_cmis, everyone CMIS does not list goes.
+		res = f.loadWith(load.Options{RemoveUnseenMembers: true})
+		if res.MembersRemoved != 1 || len(f.members()["cmis:MOD:G01"]) != 2 {
+			t.Fatalf("remove unseen: %+v, members %v", res, f.members())
+		}
+	})
+}
+
+func TestRenames(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 2, 1, moodlesim.Options{})
+		f.load()
+		// A new template renames cmissync's groups.
+		f.stageWith(stage.Options{Templates: stage.Templates{GroupName: "{groupname} ({module})"}})
+		res := f.load()
+		if res.Renamed != 2 || f.group("cmis:MOD:G01").Name != "Group G01 (MOD)" {
+			t.Fatalf("template rename: %+v, %q", res, f.group("cmis:MOD:G01").Name)
+		}
+		// A teacher renames one: kept by default...
+		g := f.group("cmis:MOD:G02")
+		if err := f.sim.RenameGroup(g.ID, "Thursday lab"); err != nil {
+			t.Fatal(err)
+		}
+		f.setDump(map[string][]string{"G01": {"0010001"}, "G02": {"0020001", "0020002"}})
+		_ = f.newUser("0020002")
+		f.stageWith(stage.Options{Templates: stage.Templates{GroupName: "{groupname} ({module})"}})
+		res = f.load()
+		if res.Renamed != 0 || f.group("cmis:MOD:G02").Name != "Thursday lab" || len(f.group("cmis:MOD:G02").Members) != 2 {
+			t.Fatalf("keep: %+v, %+v", res, f.group("cmis:MOD:G02"))
+		}
+		// ...or restored by policy.
+		if err := f.sim.RenameGroup(g.ID, "Friday lab"); err != nil {
+			t.Fatal(err)
+		}
+		f.setDump(map[string][]string{"G01": {"0010001"}, "G02": {"0020001"}})
+		f.stageWith(stage.Options{Templates: stage.Templates{GroupName: "{groupname} ({module})"}})
+		res = f.loadWith(load.Options{OnRenamed: load.RenamedRestore})
+		if res.Renamed != 1 || f.group("cmis:MOD:G02").Name != "Group G02 (MOD)" {
+			t.Fatalf("restore: %+v, %q", res, f.group("cmis:MOD:G02").Name)
+		}
+	})
+}
+
+func TestDeletedGroupForgottenThenRetried(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 2, 2, moodlesim.Options{})
+		f.load()
+		if err := f.sim.DeleteGroup(f.group("cmis:MOD:G01").ID); err != nil {
+			t.Fatal(err)
+		}
+		f.setMembers(map[string][]string{"G01": {"0010001", "0010002"}, "G02": {"0020001"}})
+		res := f.loadWith(load.Options{OnDeleted: load.DeletedForget})
+		if res.GroupsCreated != 0 || res.Parked != 1 || res.MembersRemoved != 1 {
+			t.Fatalf("forget: %+v", res)
+		}
+		if n, err := f.st.Unpark(context.Background(), store.Filter{}); err != nil || n != 1 {
+			t.Fatalf("unpark: %d, %v", n, err)
+		}
+		res = f.load()
+		if res.GroupsCreated != 1 || res.MembersAdded != 2 || len(f.group("cmis:MOD:G01").Members) != 2 {
+			t.Fatalf("after retry: %+v", res)
+		}
+	})
+}
+
+func TestRepeatedRefusalParksTheItem(t *testing.T) {
+	f := newFixture(t, store.EngineSQLite, 1, 1, moodlesim.Options{})
+	// A hand-made group holds cmissync's idnumber in another course-local
+	// form: a group name with markup Moodle refuses makes creation fail
+	// every run.
+	ctx := context.Background()
+	if _, err := f.st.DB().ExecContext(ctx, `UPDATE cmis_groups_course SET name = 'G<1>'`); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 3; run++ {
+		res := f.loadWith(load.Options{ParkAfter: 3})
+		if run < 3 && (len(res.Failures) == 0 || res.Parked != 0) {
+			t.Fatalf("run %d: %+v", run, res)
+		}
+		if run == 3 && res.Parked != 1 {
+			t.Fatalf("not parked after 3 refusals: %+v", res)
+		}
+	}
+	calls := f.sim.Calls()["core_group_create_groups"]
+	res := f.loadWith(load.Options{ParkAfter: 3})
+	if f.sim.Calls()["core_group_create_groups"] != calls || res.Parked != 1 || res.Failures[len(res.Failures)-1].ErrorCode != "parked" {
+		t.Fatalf("a parked item was sent again or not reported: %+v", res)
+	}
+}
+
+func TestCourseDeletedInMoodleIsRetired(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 1, 2, moodlesim.Options{})
+		f.load()
+		if err := f.sim.DeleteCourse(f.course); err != nil {
+			t.Fatal(err)
+		}
+		f.setMembers(map[string][]string{"G01": {"0010001"}})
+		res := f.load()
+		if res.CoursesRetired != 1 || len(res.Failures) != 0 {
+			t.Fatalf("load: %+v", res)
+		}
+		maps, _ := f.st.Mappings(context.Background(), int64(f.course))
+		if len(maps) != 1 || maps[0].MappingAction != store.ActionRemove {
+			t.Fatalf("mapping not retired: %+v", maps)
+		}
+		f.stage()
+		if res := f.load(); res.Writes() != 0 || len(res.Failures) != 0 {
+			t.Fatalf("after retirement: %+v", res)
+		}
+	})
+}
+
+func TestNameClashAdoptPolicy(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 1, 2, moodlesim.Options{})
+		hand, err := f.sim.AddGroup(moodlesim.Group{CourseID: f.course, Name: "mod g01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		teacherPick := f.users["0010001"]
+		if err := f.sim.AddMember(hand, teacherPick); err != nil {
+			t.Fatal(err)
+		}
+		res := f.loadWith(load.Options{OnNameClash: load.ClashAdopt})
+		if res.Adopted != 1 || res.GroupsCreated != 0 || res.MembersFound != 1 || res.MembersAdded != 1 {
+			t.Fatalf("adopt: %+v", res)
+		}
+		g := f.group("cmis:MOD:G01")
+		if g.ID != hand || len(g.Members) != 2 {
+			t.Fatalf("adopted group %+v", g)
+		}
+		// The member the teacher had put there is not cmissync's to remove.
+		f.setMembers(map[string][]string{"G01": {"0010002"}})
+		f.load()
+		if len(f.group("cmis:MOD:G01").Members) != 2 {
+			t.Fatalf("found member removed: %+v", f.group("cmis:MOD:G01"))
+		}
+	})
 }

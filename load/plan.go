@@ -28,6 +28,7 @@ type CoursePlan struct {
 type PlanCounts struct {
 	CreateGroupings int `json:"create_groupings"`
 	CreateGroups    int `json:"create_groups"`
+	Rename          int `json:"rename"`
 	Assign          int `json:"assign"`
 	AddMembers      int `json:"add_members"`
 	RemoveMembers   int `json:"remove_members"`
@@ -38,6 +39,7 @@ type PlanCounts struct {
 func (c *PlanCounts) add(o PlanCounts) {
 	c.CreateGroupings += o.CreateGroupings
 	c.CreateGroups += o.CreateGroups
+	c.Rename += o.Rename
 	c.Assign += o.Assign
 	c.AddMembers += o.AddMembers
 	c.RemoveMembers += o.RemoveMembers
@@ -51,7 +53,7 @@ func (c PlanCounts) Empty() bool { return c == PlanCounts{} }
 // PlanItem is one planned change of a group or grouping (memberships are
 // counted, not listed).
 type PlanItem struct {
-	Action   string `json:"action"` // create-grouping, create-group, delete-group, delete-grouping
+	Action   string `json:"action"` // create-grouping, create-group, rename-grouping, rename-group, delete-group, delete-grouping
 	IDNumber string `json:"idnumber"`
 	Name     string `json:"name"`
 }
@@ -85,6 +87,24 @@ func MakePlan(ctx context.Context, st *store.Store, f store.Filter) (*Plan, erro
 		c.CreateGroups++
 		c.Assign++ // every new group joins its grouping
 		c.Items = append(c.Items, PlanItem{"create-group", g.IDNumber, g.Name})
+	}
+	rgs, err := st.GroupingsToRename(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range rgs {
+		c := get(g.CourseID)
+		c.Rename++
+		c.Items = append(c.Items, PlanItem{"rename-grouping", g.IDNumber, g.MoodleName + " -> " + g.Name})
+	}
+	rg, err := st.GroupsToRename(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range rg {
+		c := get(g.CourseID)
+		c.Rename++
+		c.Items = append(c.Items, PlanItem{"rename-group", g.IDNumber, g.MoodleName + " -> " + g.Name})
 	}
 	assign, err := st.GroupsToAssign(ctx, f)
 	if err != nil {
@@ -152,9 +172,9 @@ func (p *Plan) WriteText(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "course\tnew groupings\tnew groups\tassign\tadd members\tremove members\tdelete groups\tdelete groupings\t")
+	fmt.Fprintln(tw, "course\tnew groupings\tnew groups\trename\tassign\tadd members\tremove members\tdelete groups\tdelete groupings\t")
 	row := func(label string, c PlanCounts) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", label, c.CreateGroupings, c.CreateGroups, c.Assign,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", label, c.CreateGroupings, c.CreateGroups, c.Rename, c.Assign,
 			c.AddMembers, c.RemoveMembers, c.DeleteGroups, c.DeleteGroupings)
 	}
 	for _, c := range p.Courses {
