@@ -59,6 +59,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.planCommand(),
 		a.statusCommand(),
 		a.migrateCommand(),
+		a.retryCommand(),
+		a.auditCommand(),
 		a.demoCommand(),
 		a.moodleSimCommand(),
 		a.configCommand(),
@@ -71,6 +73,11 @@ func courseFlag(c *cobra.Command, dst *[]int64) {
 	c.Flags().Int64SliceVar(dst, "course", nil, "limit to these Moodle course ids (repeat or comma-separate); others are left alone")
 }
 
+// approveFlag adds --approve-deletes.
+func approveFlag(c *cobra.Command, dst *bool) {
+	c.Flags().BoolVar(dst, "approve-deletes", false, "let this run delete more than the mass-change guard allows (see guard.* in cmissync config)")
+}
+
 func (a *app) withHelp(c *cobra.Command) *cobra.Command {
 	c.Long += "\n\n" + exitCodesHelp
 	return c
@@ -80,6 +87,7 @@ func (a *app) runCommand() *cobra.Command {
 	var (
 		courses []int64
 		dryRun  bool
+		approve bool
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -98,16 +106,21 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 				return err
 			}
 			defer p.close()
+			p.approveDeletes = approve
 			return p.run(c.Context(), dryRun)
 		},
 	}
 	courseFlag(c, &courses)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "extract and stage, print what load would do, send nothing to Moodle")
+	approveFlag(c, &approve)
 	return a.withHelp(c)
 }
 
 func (a *app) stepCommand(name, short, long string) *cobra.Command {
-	var courses []int64
+	var (
+		courses []int64
+		approve bool
+	)
 	c := &cobra.Command{
 		Use:   name,
 		Short: short,
@@ -119,11 +132,15 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			p.approveDeletes = approve
 			return p.single(c.Context(), name)
 		},
 	}
 	if name != "extract" {
 		courseFlag(c, &courses)
+	}
+	if name == "load" {
+		approveFlag(c, &approve)
 	}
 	return a.withHelp(c)
 }

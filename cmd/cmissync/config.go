@@ -24,6 +24,8 @@ type Config struct {
 	Source  SourceConfig  `toml:"source"`
 	Moodle  MoodleConfig  `toml:"moodle"`
 	Stage   StageConfig   `toml:"stage"`
+	Load    LoadConfig    `toml:"load"`
+	Guard   GuardConfig   `toml:"guard"`
 	Email   EmailConfig   `toml:"email"`
 	Log     LogConfig     `toml:"log"`
 }
@@ -71,6 +73,24 @@ type StageConfig struct {
 	GroupingName string  `toml:"grouping_name" doc:"Template of grouping names. Placeholders: {module} {modulename}." default:"{module} {modulename}"`
 	GroupName    string  `toml:"group_name" doc:"Template of group names. Placeholders: {module} {modulename} {group} {groupname}. Keep {module} so two modules with the same group code stay distinct." default:"{module} {group}"`
 	Courses      []int64 `toml:"courses" doc:"Only process these Moodle course ids (all others are left alone). Empty: every mapped course. Environment: comma-separated."`
+}
+
+// LoadConfig shapes the load step and its policies.
+type LoadConfig struct {
+	Concurrency     int    `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel)." default:"4"`
+	ParkAfter       int    `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park." default:"5"`
+	OnNameClash     string `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename"`
+	OnDeleted       string `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate"`
+	OnRenamed       string `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep"`
+	RemoveNotInCMIS bool   `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
+}
+
+// GuardConfig sets the mass-change safety rail.
+type GuardConfig struct {
+	MaxDeleteShare       float64 `toml:"max_delete_share" doc:"Hold the load (exit 4, email) when it would delete more than this share of cmissync's groups or of its memberships, counting only deletions not asked for by an RMV mapping. 0: off." default:"0.25"`
+	MaxDeleteCount       int     `toml:"max_delete_count" doc:"Hold the load when it would delete more than this many groups plus memberships (not asked for by an RMV mapping). 0: off." default:"0"`
+	CourseMaxDeleteShare float64 `toml:"course_max_delete_share" doc:"Hold the load when one course would lose more than this share of its memberships (courses with at least guard.course_min_items). 0: off." default:"0.5"`
+	CourseMinItems       int     `toml:"course_min_items" doc:"Smallest number of memberships a course must have for guard.course_max_delete_share to apply." default:"50"`
 }
 
 // EmailConfig sends failure reports.
@@ -238,6 +258,9 @@ func (c *Config) validate() error {
 		oneOf("source.charset", strings.ToUpper(c.Source.Charset), "AL32UTF8", "WE8ISO8859P1"),
 		oneOf("moodle.user_match_field", c.Moodle.UserMatchField, "idnumber", "username", "email"),
 		oneOf("email.tls", c.Email.TLS, "starttls", "tls", "none"),
+		oneOf("load.on_name_clash", c.Load.OnNameClash, "rename", "adopt"),
+		oneOf("load.on_deleted", c.Load.OnDeleted, "recreate", "forget"),
+		oneOf("load.on_renamed", c.Load.OnRenamed, "keep", "restore"),
 		oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"),
 		oneOf("log.format", c.Log.Format, "auto", "text", "json"),
 	} {
@@ -247,6 +270,14 @@ func (c *Config) validate() error {
 	}
 	if c.Moodle.MaxInputVars < 20 {
 		return configErrorf("moodle.max_input_vars = %d: too small (PHP's default is 1000)", c.Moodle.MaxInputVars)
+	}
+	for key, v := range map[string]float64{"guard.max_delete_share": c.Guard.MaxDeleteShare, "guard.course_max_delete_share": c.Guard.CourseMaxDeleteShare} {
+		if v < 0 || v > 1 {
+			return configErrorf("%s = %v: want a share between 0 and 1", key, v)
+		}
+	}
+	if c.Load.Concurrency < 1 || c.Load.Concurrency > 64 {
+		return configErrorf("load.concurrency = %d: want 1 to 64", c.Load.Concurrency)
 	}
 	if c.Staging.DSN == "" {
 		return configErrorf("staging.dsn is empty")
@@ -306,6 +337,12 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not a whole number", s)
 		}
 		f.SetInt(int64(n))
+	case reflect.Float64:
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		f.SetFloat(v)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
@@ -390,7 +427,7 @@ func tomlValue(k configKey) string {
 	switch k.field.Kind() {
 	case reflect.Slice:
 		return "[]"
-	case reflect.Int, reflect.Bool:
+	case reflect.Int, reflect.Bool, reflect.Float64:
 		return k.Default
 	}
 	return strconv.Quote(k.Default)

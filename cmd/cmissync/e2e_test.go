@@ -430,3 +430,59 @@ func TestUnenrolledMembersAreReportedThenAdded(t *testing.T) {
 	h.mustRun(exitOK, "run")
 	h.assertMoodleMatchesCMIS(handmade)
 }
+
+func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, engine, 0)
+			_, handmade := h.actual()
+			h.mustRun(exitOK, "run")
+			before, _ := h.actual()
+
+			// CMIS returns no members (an outage, a broken export): the load
+			// is held before anything is sent, and support is told why.
+			if _, err := h.source.Exec(`DELETE FROM CMIS_MOODLE_V_GROUP_MEMBER`); err != nil {
+				t.Fatal(err)
+			}
+			h.sim.ResetCalls()
+			_, out, errs := h.cmd("run")
+			if code, _, _ := h.cmd("load"); code != exitHeld {
+				t.Fatalf("load after an emptied source: exit %d, want %d\n%s\n%s", code, exitHeld, out, errs)
+			}
+			if n := writes(h.sim); n != 0 {
+				t.Fatalf("held run made %d write calls", n)
+			}
+			after, _ := h.actual()
+			if fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatal("Moodle changed while the guard held the run")
+			}
+			reports, _ := filepath.Glob(filepath.Join(h.dir, "reports", "*load*.eml"))
+			found := false
+			for _, r := range reports {
+				raw, _ := os.ReadFile(r)
+				found = found || (bytes.Contains(raw, []byte("mass-change guard")) && bytes.Contains(raw, []byte("memberships would be removed")))
+			}
+			if !found {
+				t.Fatalf("no held-load report with the numbers among %v", reports)
+			}
+			// Dry run says it would be held.
+			if _, out, _ := h.cmd("run", "--dry-run"); !strings.Contains(out, "would be held") {
+				t.Fatalf("dry run does not mention the hold:\n%s", out)
+			}
+
+			// Approved, the removals go through; hand-made groups stay.
+			h.mustRun(exitOK, "load", "--approve-deletes")
+			h.assertMoodleMatchesCMIS(handmade)
+
+			// The audit trail answers "what did cmissync do to course X?".
+			cid := h.seed.courseIDs[h.data.Courses[0].ShortName]
+			out = h.mustRun(exitOK, "audit", "--course", fmt.Sprint(cid))
+			for _, action := range []string{"create", "assign", "add", "remove"} {
+				if !strings.Contains(out, " "+action+" ") {
+					t.Fatalf("audit of course %d lacks %q:\n%s", cid, action, out)
+				}
+			}
+		})
+	}
+}

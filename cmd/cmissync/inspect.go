@@ -100,7 +100,7 @@ the REST errors of the last run.`,
 			}
 			fmt.Fprintln(w, "\nPending in staging (flags not yet cleared by load):")
 			for _, t := range []string{store.TableGroupings, store.TableGroups, store.TableMembers} {
-				fmt.Fprintf(w, "  %-20s toadd %-8d todelete %d\n", t, pending[t+".toadd"], pending[t+".todelete"])
+				fmt.Fprintf(w, "  %-20s toadd %-8d todelete %-8d parked %d\n", t, pending[t+".toadd"], pending[t+".todelete"], pending[t+".parked"])
 			}
 			if len(steps) > 0 {
 				errs, err := p.st.RestErrors(ctx, steps[0].RunID)
@@ -172,5 +172,99 @@ time; every other command refuses to run on an out-of-date schema.`,
 			return nil
 		},
 	}
+	return a.withHelp(c)
+}
+
+func (a *app) retryCommand() *cobra.Command {
+	var courses []int64
+	c := &cobra.Command{
+		Use:   "retry",
+		Short: "Unpark items that failed repeatedly, so the next load tries them again",
+		Long: `Items Moodle refused load.park_after runs in a row (and groups parked by
+load.on_deleted = forget) are skipped by load and listed in every report.
+Once the cause is fixed, retry makes them eligible again; the next
+"cmissync load" (or run) sends them.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), courses)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			items, err := p.st.Parked(c.Context(), p.filter)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				fmt.Fprintf(a.stdout, "course %d %s %s %s: %s\n", it.CourseID, it.Table, it.IDNumber, it.CMISID, oneLine(it.LastError, 100))
+			}
+			n, err := p.st.Unpark(c.Context(), p.filter)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%d items unparked; the next load tries them again\n", n)
+			return nil
+		},
+	}
+	courseFlag(c, &courses)
+	return a.withHelp(c)
+}
+
+func (a *app) auditCommand() *cobra.Command {
+	var (
+		course int64
+		runID  string
+		last   bool
+	)
+	c := &cobra.Command{
+		Use:   "audit",
+		Short: "Show what cmissync did in Moodle (the audit trail), e.g. to one course last night",
+		Long: `Lists the changes cmissync applied to Moodle, oldest first, from the
+cmissync_audit table: groupings and groups created, adopted, renamed,
+recreated and deleted, members added, found and removed.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.pipeline(c.Context(), nil)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if last {
+				steps, err := p.st.RecentSteps(c.Context(), 50)
+				if err != nil {
+					return err
+				}
+				for _, s := range steps {
+					if s.Step == "load" {
+						runID = s.RunID
+						break
+					}
+				}
+				if runID == "" {
+					fmt.Fprintln(a.stdout, "no load has run yet")
+					return nil
+				}
+			}
+			entries, err := p.st.Audit(c.Context(), course, runID)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "run\tcourse\tobject\tidnumber\tname\taction\tmoodle id\tuser\tdetail")
+			for _, e := range entries {
+				user := ""
+				if e.UserID != 0 || e.CMISID != "" {
+					user = fmt.Sprintf("%s (%d)", e.CMISID, e.UserID)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.RunID, e.CourseID, e.Object, e.IDNumber, e.Name, e.Action, e.MoodleID, user, e.Detail)
+			}
+			tw.Flush()
+			fmt.Fprintf(a.stdout, "%d changes\n", len(entries))
+			return nil
+		},
+	}
+	c.Flags().Int64Var(&course, "course", 0, "only this Moodle course id")
+	c.Flags().StringVar(&runID, "run", "", "only this run id (see cmissync status)")
+	c.Flags().BoolVar(&last, "last", false, "only the most recent run's load")
 	return a.withHelp(c)
 }

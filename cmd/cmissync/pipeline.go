@@ -38,6 +38,8 @@ type pipeline struct {
 	mc *moodle.Client
 	// lastLoad is the result of the last load step, for the demo.
 	lastLoad *load.Result
+	// approveDeletes lets a run past the mass-change guard.
+	approveDeletes bool
 }
 
 // loadConfig reads the configuration named by --config.
@@ -179,6 +181,11 @@ func (p *pipeline) run(ctx context.Context, dryRun bool) error {
 		}
 		fmt.Fprintln(p.a.stdout, "Dry run: nothing was sent to Moodle. The load step would do this:")
 		pl.WriteText(p.a.stdout)
+		if !p.approveDeletes {
+			if err := p.loadOptions().Guard.Check(ctx, p.st, p.filter); err != nil {
+				fmt.Fprintf(p.a.stdout, "\nThe load would be held: %v\n", err)
+			}
+		}
 		return errors.Join(partial...)
 	}
 	partial = append(partial, p.step(ctx, "load", p.load))
@@ -400,18 +407,29 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 		return stepResult{advice: advice}, err
 	}
 	p.log.WithField("site", si.SiteName).WithField("moodle_release", si.Release).Debug("Moodle site checked")
-	res, err := load.Run(ctx, p.st, mc, load.Options{RunID: p.runID, Filter: p.filter, UserField: p.cfg.Moodle.UserMatchField}, p.log)
+	res, err := load.Run(ctx, p.st, mc, p.loadOptions(), p.log)
 	out := stepResult{advice: advice}
-	if res == nil {
-		return out, err
+	var hold *load.HoldError
+	if errors.As(err, &hold) {
+		return stepResult{advice: []string{
+			"Check why so much would be deleted: an outage or a partial export in CMIS, or mappings changed in bulk?",
+			"See the plan with: cmissync plan",
+			"If the deletions are intended, approve them with: cmissync load --approve-deletes",
+		}}, &HeldError{Reason: hold.Error()}
 	}
 	out.counts = res.Map()
 	out.summary = []report.Count{
 		{Label: "groupings created", Value: res.GroupingsCreated}, {Label: "groups created", Value: res.GroupsCreated},
-		{Label: "groups adopted", Value: res.GroupsAdopted}, {Label: "members added", Value: res.MembersAdded},
+		{Label: "groups and groupings adopted", Value: res.Adopted}, {Label: "renamed", Value: res.Renamed},
+		{Label: "recreated after deletion in Moodle", Value: res.Recreated},
+		{Label: "members added", Value: res.MembersAdded}, {Label: "members found already there", Value: res.MembersFound},
 		{Label: "members removed", Value: res.MembersRemoved}, {Label: "groups deleted", Value: res.GroupsDeleted},
-		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "memberships waiting for enrolment", Value: res.NotEnrolled},
+		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "courses retired (deleted in Moodle)", Value: res.CoursesRetired},
+		{Label: "memberships waiting for enrolment", Value: res.NotEnrolled}, {Label: "parked items", Value: res.Parked},
 		{Label: "failed items", Value: int64(len(res.Failures))},
+	}
+	if res.DeletesSkipped {
+		out.advice = append(out.advice, "Deletions were skipped because an earlier step or phase failed; they run on the next clean run.")
 	}
 	var restErrs []store.RestError
 	for _, f := range res.Failures {
@@ -430,6 +448,21 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	}
 	p.lastLoad = res
 	return out, err
+}
+
+// loadOptions builds the load step's options from the configuration.
+func (p *pipeline) loadOptions() load.Options {
+	return load.Options{
+		RunID: p.runID, Filter: p.filter, UserField: p.cfg.Moodle.UserMatchField,
+		Concurrency: p.cfg.Load.Concurrency, ParkAfter: p.cfg.Load.ParkAfter,
+		OnNameClash: p.cfg.Load.OnNameClash, OnDeleted: p.cfg.Load.OnDeleted, OnRenamed: p.cfg.Load.OnRenamed,
+		RemoveUnseenMembers: p.cfg.Load.RemoveNotInCMIS,
+		Guard: load.Guard{
+			MaxDeleteShare: p.cfg.Guard.MaxDeleteShare, MaxDeleteCount: int64(p.cfg.Guard.MaxDeleteCount),
+			CourseMaxDeleteShare: p.cfg.Guard.CourseMaxDeleteShare, CourseMinItems: int64(p.cfg.Guard.CourseMinItems),
+		},
+		ApproveDeletes: p.approveDeletes,
+	}
 }
 
 // overlayFS serves files from primary, falling back to fallback.
