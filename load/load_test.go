@@ -489,3 +489,36 @@ func TestNameClashAdoptPolicy(t *testing.T) {
 		}
 	})
 }
+
+func TestAddRecordedOnlyAsIntentStaysOwned(t *testing.T) {
+	f := newFixture(t, store.EngineSQLite, 1, 2, moodlesim.Options{})
+	ctx := context.Background()
+	// Create the group, then play a run that died after Moodle applied an
+	// add but before it was recorded.
+	f.setDump(map[string][]string{"G01": {}})
+	f.stage()
+	f.load()
+	f.setDump(map[string][]string{"G01": {"0010001", "0010002"}})
+	f.stage()
+	work, err := f.st.MembersToAdd(ctx, store.Filter{})
+	if err != nil || len(work) != 2 {
+		t.Fatalf("work %v, %v", work, err)
+	}
+	intent := []store.AddedMember{{ID: work[0].ID, MoodleUserID: int64(f.users[work[0].CMISID])}}
+	if err := f.st.RecordIntent(ctx, intent); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.AddMember(int(work[0].MoodleGroupID), f.users[work[0].CMISID]); err != nil {
+		t.Fatal(err)
+	}
+	res := f.load()
+	if res.MembersAdded != 1 || res.MembersFound != 1 {
+		t.Fatalf("load: %+v", res)
+	}
+	f.setDump(map[string][]string{"G01": {}})
+	f.stage()
+	res = f.loadWith(load.Options{})
+	if res.MembersRemoved != 2 {
+		t.Fatalf("the member added before the crash was not removed: %+v", res)
+	}
+}

@@ -102,6 +102,13 @@ func (l *loader) addMembers(ctx context.Context) error {
 	var sent []member
 	err = batches(ctx, l.opts.Concurrency, ready, l.mc.Capacity(moodle.VarsPerPair),
 		func(ctx context.Context, b []member) (struct{}, error) {
+			intent := make([]store.AddedMember, len(b))
+			for i, m := range b {
+				intent[i] = store.AddedMember{ID: m.work.ID, MoodleUserID: m.userID}
+			}
+			if err := l.st.RecordIntent(ctx, intent); err != nil {
+				return struct{}{}, err
+			}
 			return struct{}{}, l.mc.AddMembers(ctx, pairsOf(b))
 		},
 		func(b []member, _ struct{}) error {
@@ -177,9 +184,15 @@ func (l *loader) recordFound(ctx context.Context, ready []member) ([]member, err
 	var audit []store.AuditEntry
 	for _, m := range ready {
 		if current[m.pair()] {
-			found = append(found, store.AddedMember{ID: m.work.ID, MoodleUserID: m.userID, Owned: false})
+			// An intent recorded by an earlier run that died before
+			// recording the add means cmissync put the member there.
+			ours := m.work.MoodleUserID == m.userID
+			found = append(found, store.AddedMember{ID: m.work.ID, MoodleUserID: m.userID, Owned: ours})
 			a := l.memberAudit(m, "found")
 			a.Detail = "already a member (added by someone else): recorded, not owned"
+			if ours {
+				a.Action, a.Detail = "add", "added by an earlier run that stopped before recording it"
+			}
 			audit = append(audit, a)
 			continue
 		}

@@ -85,7 +85,7 @@ func TestSecondRunExits5WhileLockHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	lock, err := st.AcquireLock(context.Background(), "a run that is still going", time.Hour)
+	lock, err := st.AcquireLock(context.Background(), "a run that is still going", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -144,10 +145,28 @@ func isTerminal(f *os.File) bool {
 }
 
 // lock takes the run lock for the pipeline's run.
+// deadOnThisHost reports a lock holder (as written by lock) that ran on this
+// host in a process that no longer exists: a run killed outright, whose lock
+// need not wait for staging.lock_stale_after.
+func deadOnThisHost(holder string) bool {
+	var run, host string
+	var pid int
+	if _, err := fmt.Sscanf(holder, "run %s on %s pid %d", &run, &host, &pid); err != nil || pid <= 0 {
+		return false
+	}
+	me, _ := os.Hostname()
+	if host != me || pid == os.Getpid() {
+		return false
+	}
+	// Signal 0 checks that the process exists without touching it.
+	err := syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
 func (p *pipeline) lock(ctx context.Context) (*store.Lock, error) {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("run %s on %s pid %d", p.runID, host, os.Getpid())
-	l, err := p.st.AcquireLock(ctx, holder, time.Duration(p.cfg.Staging.LockStale))
+	l, err := p.st.AcquireLock(ctx, holder, time.Duration(p.cfg.Staging.LockStale), deadOnThisHost)
 	if err != nil {
 		return nil, err
 	}

@@ -560,3 +560,27 @@ func (s *Store) OwnedGroups(ctx context.Context, f Filter) ([]GroupRow, error) {
 	where, args := f.clause("courseid")
 	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }
+
+// RecordIntent notes, before an add is sent, which Moodle user each
+// membership is being added as (the rows stay toadd). If the process dies
+// after Moodle applied the add but before RecordMembersAdded, the next run
+// finds the member in the group and, seeing the intent, knows cmissync put
+// it there: ownership survives a crash.
+func (s *Store) RecordIntent(ctx context.Context, members []AddedMember) error {
+	if len(members) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ? WHERE id = ? AND toadd = 1`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, m := range members {
+			if _, err := stmt.ExecContext(ctx, m.MoodleUserID, m.ID); err != nil {
+				return fmt.Errorf("record intent for member %d: %w", m.ID, err)
+			}
+		}
+		return nil
+	})
+}

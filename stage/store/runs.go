@@ -37,10 +37,10 @@ type Lock struct {
 const lockName = "run"
 
 // AcquireLock takes the single run lock for holder (a string naming the run,
-// host and process). A lock whose heartbeat is older than stale is presumed
-// abandoned by a dead process and is taken over. When a live run holds it,
-// the error wraps ErrLocked and names the holder.
-func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Duration) (*Lock, error) {
+// host and process). A lock whose heartbeat is older than stale, or whose
+// holder abandoned reports as dead (nil: never), is taken over. When a live
+// run holds it, the error wraps ErrLocked and names the holder.
+func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Duration, abandoned func(holder string) bool) (*Lock, error) {
 	now := time.Now().UTC()
 	var info LockInfo
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -53,7 +53,7 @@ func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Durat
 			return err
 		case err != nil:
 			return err
-		case now.Sub(info.Heartbeat) < stale:
+		case now.Sub(info.Heartbeat) < stale && (abandoned == nil || !abandoned(info.Holder)):
 			return fmt.Errorf("%w: held by %s since %s (last heartbeat %s)", ErrLocked, info.Holder,
 				info.AcquiredAt.Format(time.RFC3339), info.Heartbeat.Format(time.RFC3339))
 		default:

@@ -59,11 +59,11 @@ func TestRequireSchemaOnEmptyDatabase(t *testing.T) {
 func TestLock(t *testing.T) {
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
-		l, err := st.AcquireLock(ctx, "first", time.Hour)
+		l, err := st.AcquireLock(ctx, "first", time.Hour, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.AcquireLock(ctx, "second", time.Hour); !errors.Is(err, store.ErrLocked) {
+		if _, err := st.AcquireLock(ctx, "second", time.Hour, nil); !errors.Is(err, store.ErrLocked) {
 			t.Fatalf("second acquire = %v, want ErrLocked", err)
 		}
 		info, err := st.CurrentLock(ctx)
@@ -73,7 +73,7 @@ func TestLock(t *testing.T) {
 		if err := l.Release(); err != nil {
 			t.Fatal(err)
 		}
-		l2, err := st.AcquireLock(ctx, "second", time.Hour)
+		l2, err := st.AcquireLock(ctx, "second", time.Hour, nil)
 		if err != nil {
 			t.Fatalf("acquire after release: %v", err)
 		}
@@ -90,15 +90,24 @@ func TestStaleLockIsTakenOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := st.AcquireLock(ctx, "alive", time.Hour)
+		l, err := st.AcquireLock(ctx, "alive", time.Hour, nil)
 		if err != nil {
 			t.Fatalf("stale lock not taken over: %v", err)
 		}
-		defer l.Release()
 		info, _ := st.CurrentLock(ctx)
 		if info.Holder != "alive" {
 			t.Fatalf("holder %q", info.Holder)
 		}
+		// A fresh lock whose holder is known dead is taken over at once.
+		if _, err := st.AcquireLock(ctx, "third", time.Hour, func(h string) bool { return false }); !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("live holder overridden: %v", err)
+		}
+		l2, err := st.AcquireLock(ctx, "third", time.Hour, func(h string) bool { return h == "alive" })
+		if err != nil {
+			t.Fatalf("dead holder's lock not taken over: %v", err)
+		}
+		l2.Release()
+		l.Release()
 	})
 }
 
