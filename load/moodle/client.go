@@ -5,6 +5,10 @@
 // no request exceeds the site's PHP max_input_vars, past which PHP silently
 // drops parameters. The token is sent only in the request body and never
 // appears in errors or logs.
+//
+// The contract suite in load/moodle/contract checks this client and the
+// Moodle simulator (load/moodlesim) against the same expectations, and can be
+// pointed at a real Moodle.
 package moodle
 
 import (
@@ -22,8 +26,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-resty/resty/v2"
+	"github.com/sirupsen/logrus"
 )
 
 // Options configure a Client.
@@ -33,14 +39,25 @@ type Options struct {
 	// MaxInputVars is the site's PHP max_input_vars (default 1000). Every
 	// request stays under it with a margin.
 	MaxInputVars int
-	Timeout      time.Duration // per request (default 60s)
-	Retries      int           // extra attempts for transient errors (default 3; negative: none)
-	RetryWait    time.Duration // first backoff (default 1s), doubled each attempt, with jitter
-	CAFile       string        // extra CA bundle (PEM) to trust
+	Timeout      time.Duration // per request (0: 60s)
+	// Retries is the number of extra attempts after a transient failure
+	// (network error, timeout, HTTP 5xx); 0 or negative: none.
+	Retries   int
+	RetryWait time.Duration // first backoff (0: 1s), doubled each attempt up to MaxRetryWait, plus up to half again as jitter
+	// CAFile is a PEM file of extra certificate authorities to trust (an
+	// internal CA), on top of the system's.
+	CAFile string
 	// InsecureSkipVerify turns TLS verification off. Only for test sites.
 	InsecureSkipVerify bool
 	UserAgent          string
+	// Log, when set, receives one debug entry per HTTP request: function,
+	// number of form variables, attempt, duration, outcome and errorcode.
+	// Never the token or the parameters.
+	Log logrus.FieldLogger
 }
+
+// MaxRetryWait caps the backoff between two attempts.
+const MaxRetryWait = 30 * time.Second
 
 // Client calls Moodle web-service functions.
 type Client struct {
@@ -50,6 +67,10 @@ type Client struct {
 	maxVars  int
 	retries  int
 	wait     time.Duration
+	log      logrus.FieldLogger
+	// secrets are the forms of the token that could show up in an answer
+	// (raw and URL-encoded); they are cut out of every error.
+	secrets []string
 }
 
 // Endpoint is the REST server path under wwwroot.
@@ -70,16 +91,13 @@ func New(o Options) (*Client, error) {
 	if o.MaxInputVars < 20 {
 		return nil, fmt.Errorf("moodle max_input_vars %d is too small (PHP's default is 1000)", o.MaxInputVars)
 	}
-	if o.Timeout == 0 {
+	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
-	}
-	if o.Retries == 0 {
-		o.Retries = 3
 	}
 	if o.Retries < 0 {
 		o.Retries = 0
 	}
-	if o.RetryWait == 0 {
+	if o.RetryWait <= 0 {
 		o.RetryWait = time.Second
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, documented
@@ -106,7 +124,9 @@ func New(o Options) (*Client, error) {
 		// Never follow redirects: Moodle redirects requests for another
 		// host name than its wwwroot, and the answer to report is that.
 		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse })).
-		SetHeader("Accept", "application/json")
+		SetHeader("Accept", "application/json").
+		// resty's own logger could print request bodies, which hold the token.
+		SetLogger(discardLogger{})
 	if o.UserAgent != "" {
 		hc.SetHeader("User-Agent", o.UserAgent)
 	}
@@ -117,8 +137,39 @@ func New(o Options) (*Client, error) {
 		maxVars:  o.MaxInputVars,
 		retries:  o.Retries,
 		wait:     o.RetryWait,
+		log:      o.Log,
+		secrets:  secretForms(o.Token),
 	}, nil
 }
+
+// secretForms lists the token as it could appear in text: raw, and encoded
+// as in a query string or form body.
+func secretForms(token string) []string {
+	out := []string{token}
+	for _, enc := range []string{url.QueryEscape(token), url.PathEscape(token)} {
+		if enc != token {
+			out = append(out, enc)
+		}
+	}
+	return out
+}
+
+// redact cuts the token out of s (an answer body or message could echo the
+// request, e.g. a proxy's error page).
+func (c *Client) redact(s string) string {
+	for _, sec := range c.secrets {
+		if sec != "" && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, "[token]")
+		}
+	}
+	return s
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Errorf(string, ...any) {}
+func (discardLogger) Warnf(string, ...any)  {}
+func (discardLogger) Debugf(string, ...any) {}
 
 // wsParams is the number of web-service parameters every request carries
 // (wstoken, wsfunction, moodlewsrestformat).
@@ -176,10 +227,13 @@ func (c *Client) Call(ctx context.Context, function string, params *Form, out an
 	if params == nil {
 		params = &Form{}
 	}
-	if n := params.Len() + wsParams; n > c.maxVars {
+	vars := params.Len() + wsParams
+	if vars > c.maxVars {
 		// Sending it would lose parameters silently (PHP max_input_vars).
-		return &Error{Function: function, ErrorCode: "toomanyparams", Exception: "cmissync",
-			Message: fmt.Sprintf("request has %d variables, the site's max_input_vars is %d", n, c.maxVars)}
+		err := &Error{Function: function, ErrorCode: CodeTooManyParams, Exception: "cmissync",
+			Message: fmt.Sprintf("request has %d variables, the site's max_input_vars is %d", vars, c.maxVars)}
+		c.logCall(function, vars, 0, 0, err)
+		return err
 	}
 	var body bytes.Buffer
 	// The web-service parameters go first: if PHP ever truncates, it drops
@@ -191,24 +245,70 @@ func (c *Client) Call(ctx context.Context, function string, params *Form, out an
 	payload := body.Bytes()
 
 	wait := c.wait
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		err := c.once(ctx, function, payload, out)
-		if err == nil || !IsTransient(err) || attempt >= c.retries || ctx.Err() != nil {
+		c.logCall(function, vars, attempt, time.Since(start), err)
+		if err == nil || !IsTransient(err) || attempt > c.retries || ctx.Err() != nil {
 			if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 			}
 			return err
 		}
-		jitter := time.Duration(rand.Int64N(int64(wait)/2 + 1))
-		t := time.NewTimer(wait + jitter)
+		// Full backoff plus up to half of it again, so that parallel
+		// clients do not retry in step.
+		d := wait + time.Duration(rand.Int64N(int64(wait)/2+1))
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-t.C:
 		}
-		wait *= 2
+		wait = min(2*wait, MaxRetryWait)
 	}
+}
+
+// logCall writes the debug entry of one attempt (attempt 0: refused
+// locally). Only the function, counts, timing and Moodle's errorcode are
+// logged: never the token or the parameters.
+func (c *Client) logCall(function string, vars, attempt int, d time.Duration, err error) {
+	if c.log == nil || !debugEnabled(c.log) {
+		return
+	}
+	f := logrus.Fields{"function": function, "vars": vars, "attempt": attempt, "duration": d.Round(time.Microsecond).String()}
+	switch {
+	case err == nil:
+		f["outcome"] = "ok"
+	case IsFatal(err):
+		f["outcome"] = "fatal"
+	case IsTransient(err):
+		f["outcome"] = "transient"
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		f["outcome"] = "cancelled"
+	default:
+		f["outcome"] = "error"
+	}
+	if code := ErrorCode(err); code != "" {
+		f["errorcode"] = code
+	}
+	var te *TransportError
+	if errors.As(err, &te) && te.Status != 0 {
+		f["status"] = te.Status
+	}
+	c.log.WithFields(f).Debug("moodle call")
+}
+
+// debugEnabled reports whether l would write a debug entry, so that a call
+// does not build fields for nothing.
+func debugEnabled(l logrus.FieldLogger) bool {
+	switch v := l.(type) {
+	case *logrus.Logger:
+		return v.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return v.Logger == nil || v.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
 }
 
 func (c *Client) once(ctx context.Context, function string, payload []byte, out any) error {
@@ -218,31 +318,35 @@ func (c *Client) once(ctx context.Context, function string, payload []byte, out 
 		SetBody(payload).
 		Post(c.endpoint)
 	if err != nil {
+		if cerr := c.tlsConfigError(function, err); cerr != nil {
+			return cerr
+		}
 		return &TransportError{Function: function, Err: redactURLError(err)}
 	}
 	raw := resp.Body()
 	if code := resp.StatusCode(); code != http.StatusOK {
 		if code >= 300 && code < 400 {
 			// Moodle redirects requests for another host name than wwwroot.
-			return &Error{Function: function, ErrorCode: "wrongwwwroot", Exception: "cmissync",
-				Message: fmt.Sprintf("HTTP %d redirect to %q: set moodle.url to the site's wwwroot exactly", code, resp.Header().Get("Location"))}
+			return &Error{Function: function, ErrorCode: CodeWrongWWWRoot, Exception: "cmissync",
+				Message: fmt.Sprintf("HTTP %d redirect to %q: set moodle.url to the site's wwwroot exactly", code, c.redact(resp.Header().Get("Location")))}
 		}
-		return &TransportError{Function: function, Status: code, Body: snippet(raw)}
+		return &TransportError{Function: function, Status: code, Body: c.snippet(raw)}
 	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[' && !bytes.Equal(trimmed, []byte("null"))) {
 		if bytes.HasPrefix(trimmed, []byte("<?xml")) && bytes.Contains(trimmed, []byte("<ERRORCODE>")) {
 			// An XML error means the format parameter was lost, which only
 			// happens when PHP truncated the request.
-			return &Error{Function: function, ErrorCode: xmlField(trimmed, "ERRORCODE"), Exception: "xml",
-				Message: xmlField(trimmed, "MESSAGE") + " (XML answer: the request lost its parameters; check max_input_vars)"}
+			return &Error{Function: function, ErrorCode: c.redact(xmlField(trimmed, "ERRORCODE")), Exception: "xml",
+				Message: c.redact(xmlField(trimmed, "MESSAGE")) + " (XML answer: the request lost its parameters; check max_input_vars)"}
 		}
-		return &TransportError{Function: function, Status: resp.StatusCode(), Body: snippet(raw), Err: errors.New("answer is not JSON")}
+		return &TransportError{Function: function, Status: resp.StatusCode(), Body: c.snippet(raw), Err: errors.New("answer is not JSON")}
 	}
 	if trimmed[0] == '{' {
 		var e Error
 		if json.Unmarshal(trimmed, &e) == nil && e.ErrorCode != "" && e.Exception != "" {
 			e.Function = function
+			e.Message, e.DebugInfo = c.redact(e.Message), c.redact(e.DebugInfo)
 			return &e
 		}
 	}
@@ -250,9 +354,45 @@ func (c *Client) once(ctx context.Context, function string, payload []byte, out 
 		return nil
 	}
 	if err := json.Unmarshal(trimmed, out); err != nil {
-		return &TransportError{Function: function, Status: resp.StatusCode(), Body: snippet(raw), Err: fmt.Errorf("decode answer: %w", err)}
+		return &TransportError{Function: function, Status: resp.StatusCode(), Body: c.snippet(raw), Err: fmt.Errorf("decode answer: %w", err)}
 	}
 	return nil
+}
+
+// tlsConfigError recognises a site certificate that does not verify, which
+// no retry can cure. It returns nil for other errors.
+func (c *Client) tlsConfigError(function string, err error) error {
+	var (
+		verr  *tls.CertificateVerificationError
+		uaErr x509.UnknownAuthorityError
+		hnErr x509.HostnameError
+		ciErr x509.CertificateInvalidError
+	)
+	var cause error
+	switch {
+	case errors.As(err, &verr):
+		cause = verr
+	case errors.As(err, &uaErr):
+		cause = uaErr
+	case errors.As(err, &hnErr):
+		cause = hnErr
+	case errors.As(err, &ciErr):
+		cause = ciErr
+	default:
+		return nil
+	}
+	host := c.endpoint
+	if u, perr := url.Parse(c.endpoint); perr == nil {
+		host = u.Host
+	}
+	msg := fmt.Sprintf("TLS certificate of %s not accepted: %v. ", host, cause)
+	if errors.As(err, &hnErr) {
+		msg += "Set moodle.url to the site's wwwroot, with a host name the certificate covers"
+	} else {
+		msg += "Set moodle.ca_file to a PEM file with the certificate authority that signed the site's certificate"
+	}
+	msg += " (moodle.insecure_skip_verify turns verification off, for test sites only)"
+	return &Error{Function: function, ErrorCode: CodeTLS, Exception: "cmissync", Message: c.redact(msg), Err: cause}
 }
 
 func xmlField(b []byte, tag string) string {
@@ -265,11 +405,17 @@ func xmlField(b []byte, tag string) string {
 	return s[i+len(tag)+2 : j]
 }
 
-func snippet(b []byte) string {
+// snippet is the start of an answer body for an error, with the token cut
+// out before the body is shortened (so no piece of it is left either).
+func (c *Client) snippet(b []byte) string {
 	const n = 300
-	s := strings.TrimSpace(string(b))
+	s := c.redact(strings.TrimSpace(string(b)))
 	if len(s) > n {
-		s = s[:n] + "…"
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cmissync/cmissync/load/moodle"
+	"github.com/cmissync/cmissync/load/moodlesim"
 )
 
 const secret = "s3cr3t-token-value"
@@ -67,16 +69,23 @@ func TestErrorClassification(t *testing.T) {
 		{"accessexception", 200, `{"exception":"webservice_access_exception","errorcode":"accessexception","message":"Access control exception"}`, "accessexception", false, true},
 		{"html error page", 200, `<html><body>Proxy error</body></html>`, "", true, false},
 		{"http 502", 502, `bad gateway`, "", true, false},
+		{"http 500", 500, `<h1>Internal Server Error</h1>`, "", true, false},
+		{"http 404", 404, `not found`, "", true, false},
 		{"xml after truncation", 200, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<EXCEPTION class=\"moodle_exception\">\n<ERRORCODE>invalidtoken</ERRORCODE>\n<MESSAGE>Invalid token - token not found</MESSAGE>\n</EXCEPTION>", "invalidtoken", false, true},
+		{"redirect to the wwwroot", 303, ``, moodle.CodeWrongWWWRoot, false, true},
 	}
+	const retries = 3
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
 			c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
 				calls.Add(1)
+				if tc.status == 303 {
+					w.Header().Set("Location", "https://moodle.example/")
+				}
 				w.WriteHeader(tc.status)
 				fmt.Fprint(w, tc.body)
-			})
+			}, func(o *moodle.Options) { o.Retries = retries })
 			err := c.DeleteGroups(context.Background(), []int64{1})
 			if err == nil {
 				t.Fatal("no error")
@@ -90,15 +99,56 @@ func TestErrorClassification(t *testing.T) {
 			if moodle.IsFatal(err) != tc.fatal {
 				t.Errorf("IsFatal = %v, want %v", !tc.fatal, tc.fatal)
 			}
+			// A permanent error is never retried; a transient one is, up to
+			// the limit.
 			wantCalls := int32(1)
 			if tc.transient {
-				wantCalls = 3 // one try and two retries
+				wantCalls = retries + 1
 			}
 			if calls.Load() != wantCalls {
 				t.Errorf("calls = %d, want %d", calls.Load(), wantCalls)
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error text contains the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestRetriesAreBounded: a persistent HTTP 5xx is tried Retries+1 times, and
+// the waits between attempts grow.
+func TestRetriesAreBounded(t *testing.T) {
+	const wait = 5 * time.Millisecond
+	for _, retries := range []int{-1, 0, 1, 3} {
+		t.Run(fmt.Sprintf("retries=%d", retries), func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				times []time.Time
+			)
+			c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				times = append(times, time.Now())
+				mu.Unlock()
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}, func(o *moodle.Options) { o.Retries = retries; o.RetryWait = wait })
+			err := c.AddMembers(context.Background(), []moodle.Pair{{A: 1, B: 2}})
+			if !moodle.IsTransient(err) {
+				t.Fatalf("err = %v, want a transient error", err)
+			}
+			var te *moodle.TransportError
+			if !errors.As(err, &te) || te.Status != http.StatusServiceUnavailable {
+				t.Errorf("err = %#v, want a TransportError with HTTP 503", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := max(retries, 0) + 1; len(times) != want {
+				t.Fatalf("%d attempts, want %d", len(times), want)
+			}
+			// Lower bounds only: backoff doubles from RetryWait.
+			for i := 1; i < len(times); i++ {
+				if gap, least := times[i].Sub(times[i-1]), wait<<(i-1); gap < least {
+					t.Errorf("wait before attempt %d: %v, want at least %v", i+1, gap, least)
+				}
 			}
 		})
 	}
@@ -204,4 +254,42 @@ func TestRedirectMeansWrongWWWRoot(t *testing.T) {
 	if !moodle.IsFatal(err) || !strings.Contains(err.Error(), "wwwroot") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestTimeout: Options.Timeout ends a call that gets no answer, as a
+// transient error that is retried. Only the outcome is checked, never how
+// long it took.
+func TestTimeout(t *testing.T) {
+	t.Run("simulator hangs", func(t *testing.T) {
+		sim := moodlesim.New(moodlesim.Options{Token: secret})
+		base, err := sim.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sim.Close() })
+		sim.SetFaults(moodlesim.Faults{TimeoutRate: 1, Functions: []string{moodle.FnSiteInfo}})
+		c, err := moodle.New(moodle.Options{URL: base, Token: secret, Timeout: 50 * time.Millisecond, Retries: 1, RetryWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.SiteInfo(context.Background())
+		if !moodle.IsTransient(err) || moodle.IsFatal(err) {
+			t.Fatalf("err = %v, want a transient, non-fatal error", err)
+		}
+		if n := sim.Calls()[moodle.FnSiteInfo]; n != 2 {
+			t.Errorf("%d attempts reached the simulator, want 2 (one retry)", n)
+		}
+		// The site itself is fine: other functions answer.
+		if _, err := c.CourseGroups(context.Background(), 2); moodle.ErrorCode(err) != moodle.CodeCourseContext {
+			t.Errorf("CourseGroups after the timeouts: %v", err)
+		}
+	})
+	t.Run("handler never answers", func(t *testing.T) {
+		c := newClient(t, hangUntilClientGivesUp, func(o *moodle.Options) { o.Timeout = 20 * time.Millisecond; o.Retries = -1 })
+		err := c.DeleteGroups(context.Background(), []int64{1})
+		var te *moodle.TransportError
+		if !moodle.IsTransient(err) || !errors.As(err, &te) {
+			t.Fatalf("err = %#v, want a TransportError", err)
+		}
+	})
 }

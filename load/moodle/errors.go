@@ -7,15 +7,19 @@ import (
 	"net"
 )
 
-// Error is an error answer from Moodle (or a request cmissync refused to
-// send). It is permanent unless its code says otherwise: retrying the same
-// request gives the same answer.
+// Error is an error answer from Moodle, or a failure cmissync found itself
+// that retrying cannot cure (Exception "cmissync": a request it refused to
+// send, a redirect to another wwwroot, a TLS configuration problem). It is
+// permanent: the same request gets the same answer.
 type Error struct {
 	Function  string `json:"-"`
 	Exception string `json:"exception"`
 	ErrorCode string `json:"errorcode"`
 	Message   string `json:"message"`
 	DebugInfo string `json:"debuginfo,omitempty"`
+	// Err is the underlying cause of a failure cmissync found itself (e.g.
+	// the x509 verification error); nil for Moodle's answers.
+	Err error `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -25,6 +29,9 @@ func (e *Error) Error() string {
 	}
 	return s
 }
+
+// Unwrap returns the underlying cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error codes cmissync acts on. Decisions are made on these, never on the
 // message text, which changes between Moodle versions.
@@ -36,6 +43,18 @@ const (
 	CodeInvalidToken     = "invalidtoken"
 	CodeAccessException  = "accessexception"
 	CodeCourseContext    = "errorcoursecontextnotvalid"
+)
+
+// Error codes of failures cmissync finds itself (Exception "cmissync").
+const (
+	// CodeTooManyParams: the request would exceed max_input_vars; not sent.
+	CodeTooManyParams = "toomanyparams"
+	// CodeWrongWWWRoot: the site redirected, moodle.url is not its wwwroot.
+	CodeWrongWWWRoot = "wrongwwwroot"
+	// CodeTLS: the site's certificate does not verify; set moodle.ca_file.
+	CodeTLS = "tlsverify"
+	// CodeShortAnswer: Moodle answered fewer objects than were created.
+	CodeShortAnswer = "shortanswer"
 )
 
 // TransportError is a failure to get a Moodle answer: network errors,
@@ -61,9 +80,15 @@ func (e *TransportError) Error() string {
 
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// IsTransient reports whether err may go away on retry.
+// IsTransient reports whether err may go away on retry: network errors,
+// timeouts, HTTP errors. Moodle's answers, refused requests and TLS
+// configuration problems are not.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var me *Error
+	if errors.As(err, &me) {
 		return false
 	}
 	var te *TransportError
@@ -85,11 +110,12 @@ func ErrorCode(err error) string {
 }
 
 // IsFatal reports errors that affect every call, not one item: a bad token,
-// a function missing from the service, a wrong site URL. The load step stops
-// on these instead of bisecting.
+// a function missing from the service, a wrong site URL, a certificate that
+// does not verify. The load step stops on these instead of bisecting, and
+// they are never retried.
 func IsFatal(err error) bool {
 	switch ErrorCode(err) {
-	case CodeInvalidToken, CodeAccessException, "wrongwwwroot":
+	case CodeInvalidToken, CodeAccessException, CodeWrongWWWRoot, CodeTLS:
 		return true
 	}
 	return false

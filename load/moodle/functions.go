@@ -27,6 +27,7 @@ const (
 	FnCoursesByField   = "core_course_get_courses_by_field"
 	FnUnassignGrouping = "core_group_unassign_grouping"
 	FnGetGroupings     = "core_group_get_groupings"
+	FnGetGroups        = "core_group_get_groups"
 	FnManualEnrolUsers = "enrol_manual_enrol_users"
 )
 
@@ -150,7 +151,7 @@ func (c *Client) CreateGroups(ctx context.Context, groups []Group) ([]Group, err
 		return nil, err
 	}
 	if len(out) != len(groups) {
-		return nil, &Error{Function: FnCreateGroups, ErrorCode: "shortanswer", Exception: "cmissync",
+		return nil, &Error{Function: FnCreateGroups, ErrorCode: CodeShortAnswer, Exception: "cmissync",
 			Message: fmt.Sprintf("sent %d groups, Moodle answered %d", len(groups), len(out))}
 	}
 	return out, nil
@@ -163,7 +164,7 @@ func (c *Client) CreateGroupings(ctx context.Context, groupings []Grouping) ([]G
 		return nil, err
 	}
 	if len(out) != len(groupings) {
-		return nil, &Error{Function: FnCreateGroupings, ErrorCode: "shortanswer", Exception: "cmissync",
+		return nil, &Error{Function: FnCreateGroupings, ErrorCode: CodeShortAnswer, Exception: "cmissync",
 			Message: fmt.Sprintf("sent %d groupings, Moodle answered %d", len(groupings), len(out))}
 	}
 	return out, nil
@@ -214,6 +215,11 @@ func (c *Client) DeleteMembers(ctx context.Context, members []Pair) error {
 // AssignGrouping calls core_group_assign_grouping (A=grouping, B=group).
 func (c *Client) AssignGrouping(ctx context.Context, assignments []Pair) error {
 	return c.Call(ctx, FnAssignGrouping, AssignForm(assignments), nil)
+}
+
+// UnassignGrouping calls core_group_unassign_grouping (A=grouping, B=group).
+func (c *Client) UnassignGrouping(ctx context.Context, unassignments []Pair) error {
+	return c.Call(ctx, FnUnassignGrouping, pairForm("unassignments", "groupingid", "groupid", unassignments), nil)
 }
 
 // DeleteGroups calls core_group_delete_groups; missing ids are ignored by Moodle.

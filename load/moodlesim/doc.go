@@ -109,4 +109,20 @@
 // choice is drawn from a random source seeded with Faults.Seed, one draw per
 // affected call in arrival order, so a sequential client sees the same faults
 // on every run.
+//
+// # Inspection
+//
+// For people running the simulator on its own (`cmissync moodle-sim`), two
+// read-only endpoints show what the web services did, without a token:
+//
+//	GET /_sim/state   the whole site as JSON: {"courses": [...], "users": [...],
+//	                  "enrolments": {"2": [3, 4]}, "groups": [{"id": 1, "courseid": 2,
+//	                  "name": ..., "idnumber": ..., "description": ..., "members": [3]}],
+//	                  "groupings": [{..., "groups": [1]}]}, every list sorted by id
+//	GET /_sim/calls   calls per wsfunction, e.g. {"core_group_create_groups": 3}
+//
+// e.g. `curl -s http://127.0.0.1:8088/_sim/state | jq .groups`. They answer
+// only clients on a loopback address (others get HTTP 403), at the server
+// root and under WWWRoot's path, whatever the Host header, and are not
+// counted in Calls. They are the same data as Server.State and Server.Calls.
 package moodlesim

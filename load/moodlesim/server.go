@@ -285,6 +285,12 @@ type request struct {
 
 // ServeHTTP answers Moodle REST web-service requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Inspection is the simulator's own, so it comes before Moodle's
+	// wwwroot check: any loopback host name may ask.
+	if what, ok := s.inspectPath(r.URL.Path); ok {
+		s.inspect(w, r, what)
+		return
+	}
 	if s.wwwroot != nil && !sameHost(r.Host, s.wwwroot) {
 		s.redirect(w)
 		return

@@ -11,51 +11,52 @@ import (
 
 // User is a Moodle user account.
 type User struct {
-	ID        int
-	Username  string
-	IDNumber  string
-	Email     string
-	FirstName string
-	LastName  string
+	ID        int    `json:"id"`
+	Username  string `json:"username"`
+	IDNumber  string `json:"idnumber"`
+	Email     string `json:"email"`
+	FirstName string `json:"firstname"`
+	LastName  string `json:"lastname"`
 }
 
 // Course is a Moodle course.
 type Course struct {
-	ID        int
-	ShortName string
-	FullName  string
-	IDNumber  string
+	ID        int    `json:"id"`
+	ShortName string `json:"shortname"`
+	FullName  string `json:"fullname"`
+	IDNumber  string `json:"idnumber"`
 }
 
 // Group is a course group. Members holds user ids, sorted.
 type Group struct {
-	ID          int
-	CourseID    int
-	Name        string
-	IDNumber    string
-	Description string
-	Members     []int
+	ID          int    `json:"id"`
+	CourseID    int    `json:"courseid"`
+	Name        string `json:"name"`
+	IDNumber    string `json:"idnumber"`
+	Description string `json:"description"`
+	Members     []int  `json:"members"`
 }
 
 // Grouping is a course grouping. Groups holds group ids, sorted.
 type Grouping struct {
-	ID          int
-	CourseID    int
-	Name        string
-	IDNumber    string
-	Description string
-	Groups      []int
+	ID          int    `json:"id"`
+	CourseID    int    `json:"courseid"`
+	Name        string `json:"name"`
+	IDNumber    string `json:"idnumber"`
+	Description string `json:"description"`
+	Groups      []int  `json:"groups"`
 }
 
 // State is a deep copy of the whole site. Every slice is sorted by ID;
 // Enrolments maps a course id to its enrolled user ids, sorted, and lists only
-// courses with at least one enrolment.
+// courses with at least one enrolment. GET /_sim/state answers it as JSON
+// with the keys shown in the tags.
 type State struct {
-	Courses    []Course
-	Users      []User
-	Enrolments map[int][]int
-	Groups     []Group
-	Groupings  []Grouping
+	Courses    []Course      `json:"courses"`
+	Users      []User        `json:"users"`
+	Enrolments map[int][]int `json:"enrolments"`
+	Groups     []Group       `json:"groups"`
+	Groupings  []Grouping    `json:"groupings"`
 }
 
 // Column sizes of Moodle's tables, in characters.
