@@ -38,7 +38,7 @@ func OpenCSV(dir string, files map[store.DumpTable]string) (Source, error) {
 		dir = "."
 	}
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("csv source: %w", err)
+		return nil, fmt.Errorf("csv source: %w", &fileError{kind: csvFile, err: err})
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("csv source: %s is not a directory", dir)
 	}
@@ -59,7 +59,7 @@ func OpenCSV(dir string, files map[store.DumpTable]string) (Source, error) {
 		}
 		fi, err := os.Stat(path)
 		if err != nil {
-			return nil, fmt.Errorf("csv source: file for %s: %w", viewName(t), err)
+			return nil, fmt.Errorf("csv source: file for %s: %w", viewName(t), &fileError{kind: csvFile, err: err})
 		}
 		if fi.IsDir() {
 			return nil, fmt.Errorf("csv source: file for %s: %s is a directory", viewName(t), path)
@@ -79,7 +79,7 @@ func (s *csvSource) Open(_ context.Context, t store.DumpTable) (Rows, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("csv source: %w", err)
+		return nil, fmt.Errorf("csv source: %w", &fileError{kind: csvFile, err: err})
 	}
 	r, err := newCSVRows(f, path, t)
 	if err != nil {

@@ -10,8 +10,14 @@
 // configuration), or a directory of CSV files, one per view.
 //
 // Run writes into a store.Generation: the new extract becomes visible only
-// when all three views have been read, and replaces the previous dump in one
-// transaction. Any error or cancellation leaves the previous dump as it was.
-// Rows that break the contract are recorded in cmis_error_data_dump with a
-// reason and the extract goes on without them.
+// when all three views have been read, and replaces the previous dump at
+// once. Any error or cancellation leaves the previous dump as it was. Rows
+// that break the contract are recorded in cmis_error_data_dump with a reason
+// and the extract goes on without them. Batches are written to staging on a
+// second goroutine while the next batch is read and checked.
+//
+// The shrink guard (Options.ShrinkThreshold) holds back an extract much
+// smaller than the committed dump, such as the empty views of a CMIS outage,
+// with a *ShrinkError until an operator approves it. Advice turns any error
+// of the step into what to check.
 package extract

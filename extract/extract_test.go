@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode"
+	"unicode/utf8"
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/sirupsen/logrus"
@@ -238,6 +240,7 @@ func TestDefaultQueries(t *testing.T) {
 						t.Errorf("bad row without line or rendering: %+v", b)
 					}
 				}
+				checkDumpContract(t, st)
 				// Every module group arrives intact, non-ASCII names included.
 				got, wantGroups := moduleGroupsDump(t, st), joinRows(d.ModuleGroups)
 				if strings.Join(got, "\n") != strings.Join(wantGroups, "\n") {
@@ -654,6 +657,65 @@ func TestInterruptedExtractKeepsDump(t *testing.T) {
 	}
 }
 
+// TestStagingFailureKeepsDump breaks staging in the middle of an extract
+// (the members' shadow table disappears while batches are being written):
+// the error names the table and the batch, the advice points at staging
+// rather than the source, and the previous dump stays. Once staging is
+// repaired, the next extract goes through.
+func TestStagingFailureKeepsDump(t *testing.T) {
+	d := sample.Generate(medium)
+	dir := t.TempDir()
+	if err := sample.WriteCSV(dir, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, engine)
+			src, err := extract.OpenCSV(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := extract.Run(ctx, src, st, extract.Options{RunID: "first"}, quietLog()); err != nil {
+				t.Fatal(err)
+			}
+			want := counts(d)
+			rename := func(from, to string) error {
+				_, err := st.DB().ExecContext(ctx, "ALTER TABLE "+from+" RENAME TO "+to)
+				return err
+			}
+			broken := &faultSource{Source: src, table: store.GroupMembers, after: 300, fault: func() error {
+				return rename("cmis_groupmembers_dump_next", "cmis_groupmembers_dump_away")
+			}}
+			_, err = extract.Run(ctx, broken, st, extract.Options{RunID: "broken", BatchSize: 100}, quietLog())
+			if err == nil {
+				t.Fatal("no error with the shadow table gone")
+			}
+			for _, w := range []string{"extract cmis_groupmembers_dump from " + filepath.Join(dir, "group_members.csv") + ", in the batch ending at line", "cmis_groupmembers_dump_next"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if advice := strings.Join(extract.Advice(err), " "); !strings.Contains(advice, "staging database failed") {
+				t.Errorf("advice %q does not point at staging", advice)
+			}
+			if got := dumpCounts(t, st); !equalCounts(got, want) {
+				t.Errorf("dump %v after a staging failure, want the previous %v", got, want)
+			}
+			if err := rename("cmis_groupmembers_dump_away", "cmis_groupmembers_dump_next"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := extract.Run(ctx, src, st, extract.Options{RunID: "repaired", BatchSize: 100}, quietLog()); err != nil {
+				t.Fatalf("extract after the repair: %v", err)
+			}
+			if got := dumpCounts(t, st); !equalCounts(got, want) {
+				t.Errorf("dump %v after the repair, want %v", got, want)
+			}
+		})
+	}
+}
+
 // TestLargeExtract extracts the Large dataset (700,000 rows) from SQLite
 // into MariaDB staging, as production does from Oracle.
 func TestLargeExtract(t *testing.T) {
@@ -706,8 +768,9 @@ func TestRunOptions(t *testing.T) {
 }
 
 // TestOracle runs the default queries against a real CMIS on Oracle when
-// CMIS_ORACLE_DSN is set (a godror DSN); it needs the Oracle client
-// libraries.
+// CMIS_ORACLE_DSN is set (a godror DSN; CMIS_ORACLE_CHARSET optionally sets
+// source.charset); it needs the Oracle client libraries. Every view must
+// give rows, and the dump must meet the column contract.
 func TestOracle(t *testing.T) {
 	dsn := os.Getenv("CMIS_ORACLE_DSN")
 	if dsn == "" {
@@ -715,21 +778,88 @@ func TestOracle(t *testing.T) {
 			`user="cmis" password="..." connectString="host:1521/SERVICE", to run this test)`)
 	}
 	ctx := context.Background()
-	src, err := extract.OpenSQL(ctx, "oracle", dsn, nil)
+	charset := os.Getenv("CMIS_ORACLE_CHARSET")
+	src, err := extract.OpenSQL(ctx, "oracle", dsn, nil, extract.WithCharset(charset))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\nadvice: %s", err, strings.Join(extract.Advice(err), "\n"))
 	}
 	defer src.Close()
 	if !strings.HasPrefix(src.Describe(), "oracle (") {
 		t.Errorf("Describe = %q", src.Describe())
 	}
 	st := storetest.Open(t, store.EngineSQLite)
-	res, err := extract.Run(ctx, src, st, extract.Options{RunID: "oracle", Charset: os.Getenv("CMIS_ORACLE_CHARSET")}, quietLog())
+	res, err := extract.Run(ctx, src, st, extract.Options{RunID: "oracle", Charset: charset}, quietLog())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\nadvice: %s", err, strings.Join(extract.Advice(err), "\n"))
 	}
 	t.Logf("extracted from %s: read %v, loaded %v, rejected %v", res.Source, res.Read, res.Loaded, res.Rejected)
+	for _, tb := range store.DumpTables {
+		if res.Loaded[tb] == 0 {
+			t.Errorf("no rows loaded into %s from %s (read %d, rejected %d)", tb, extract.DefaultQueryFile(tb), res.Read[tb], res.Rejected[tb])
+		}
+	}
 	if got := dumpCounts(t, st); !equalCounts(got, res.Loaded) {
 		t.Errorf("dump counts %v, loaded %v", got, res.Loaded)
+	}
+	checkDumpContract(t, st)
+	if bad := badRows(t, st, "oracle"); len(bad) > 0 {
+		t.Logf("%d bad rows, e.g. %+v", len(bad), bad[0])
+	}
+}
+
+// checkDumpContract checks the committed dump against the column contract
+// and Moodle's limits: codes and ids present, trimmed, printable and short
+// enough, names short enough, idnumbers within 100 characters, and every
+// member and tutor in a group of the module-groups dump.
+func checkDumpContract(t *testing.T, st *store.Store) {
+	t.Helper()
+	for _, tb := range store.DumpTables {
+		cols := tb.Columns()
+		rows, err := st.DB().Query("SELECT " + strings.Join(cols, ", ") + " FROM " + string(tb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := make([]string, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		var problems int
+		for rows.Next() && problems < 10 {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				limit, required := extract.MaxCodeLen, true
+				if tb == store.ModuleGroups && i >= 2 {
+					limit, required = extract.MaxNameLen, false
+				}
+				n := utf8.RuneCountInString(v)
+				if !utf8.ValidString(v) || n > limit || (required && v == "") || strings.TrimSpace(v) != v ||
+					strings.IndexFunc(v, unicode.IsControl) >= 0 {
+					t.Errorf("%s: %s = %q breaks the contract", tb, cols[i], v)
+					problems++
+				}
+			}
+			if tb == store.ModuleGroups && utf8.RuneCountInString("cmis:"+vals[0]+":"+vals[1]) > extract.MaxIDNumberLen {
+				t.Errorf("%s: idnumber cmis:%s:%s too long", tb, vals[0], vals[1])
+				problems++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if tb == store.ModuleGroups {
+			continue
+		}
+		var orphans int
+		if err := st.DB().QueryRow("SELECT COUNT(*) FROM " + string(tb) + " m WHERE NOT EXISTS (SELECT 1 FROM cmis_groups_dump g " +
+			"WHERE g.modulecode = m.modulecode AND g.groupcode = m.groupcode)").Scan(&orphans); err != nil {
+			t.Fatal(err)
+		}
+		if orphans > 0 {
+			t.Errorf("%s: %d rows of groups missing from cmis_groups_dump", tb, orphans)
+		}
 	}
 }

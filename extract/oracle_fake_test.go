@@ -8,12 +8,15 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"io/fs"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/godror/godror"
 
 	"github.com/cmissync/cmissync/extract"
+	sqlfiles "github.com/cmissync/cmissync/sql"
 	"github.com/cmissync/cmissync/stage/store"
 	"github.com/cmissync/cmissync/stage/store/storetest"
 )
@@ -135,6 +138,39 @@ func TestFakeOracle(t *testing.T) {
 	bad := badRows(t, st, "ora")
 	if len(bad) != 1 || bad[0].reason != "missing studentid" || bad[0].line != 5 || bad[0].source != "group_members.sql" {
 		t.Errorf("bad rows %+v", bad)
+	}
+	checkDumpContract(t, st)
+}
+
+// TestFakeOracleMissingView runs a site's query on a view the fake Oracle
+// does not have: the extract fails with ORA-00942, keeps the previous dump,
+// and the advice says what to check.
+func TestFakeOracleMissingView(t *testing.T) {
+	db := sql.OpenDB(fakeOracle{})
+	defer db.Close()
+	st := storetest.Open(t, store.EngineSQLite)
+	if _, err := extract.Run(context.Background(), extract.NewSQL(db, "oracle (fake)", nil), st, extract.Options{}, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpCounts(t, st)
+	queries := fstest.MapFS{}
+	for _, tb := range store.DumpTables {
+		b, err := fs.ReadFile(sqlfiles.Queries(), extract.DefaultQueryFile(tb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries[extract.DefaultQueryFile(tb)] = &fstest.MapFile{Data: b}
+	}
+	queries["group_tutors.sql"] = &fstest.MapFile{Data: []byte("SELECT MODULECODE, GROUPCODE, STAFFID FROM CMIS.TUTOR_VIEW")}
+	_, err := extract.Run(context.Background(), extract.NewSQL(db, "oracle (fake)", queries), st, extract.Options{}, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "ORA-00942") || !strings.Contains(err.Error(), "group_tutors.sql") {
+		t.Fatalf("error %v, want ORA-00942 from group_tutors.sql", err)
+	}
+	if got := dumpCounts(t, st); !equalCounts(got, before) {
+		t.Errorf("dump %v after a failed extract, want %v", got, before)
+	}
+	if advice := strings.Join(extract.Advice(err), " "); !strings.Contains(advice, "GRANT SELECT") {
+		t.Errorf("advice %q", advice)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 )
 
 // DefaultBatchSize is the number of rows Run gathers before writing them to
-// staging, when Options.BatchSize is not set.
-const DefaultBatchSize = 5000
+// staging, when Options.BatchSize is not set. Each batch is one staging
+// transaction: larger batches mean fewer commits (each a disk sync on
+// MariaDB), which matters more than their memory, a few megabytes.
+const DefaultBatchSize = 20000
 
 // maxLoggedBadRows is how many bad rows per table Run logs one by one; the
 // rest are counted (all are in cmis_error_data_dump).
@@ -27,18 +30,33 @@ type Options struct {
 	// one made from the current time.
 	RunID string
 	// BatchSize is the number of rows written to staging at a time (default
-	// 5000). Run's memory does not grow with the number of rows, apart from
-	// the set of keys it keeps to find duplicates.
+	// DefaultBatchSize); two batches are in memory at once, one being read
+	// while the other is written. Run's memory does not grow with the
+	// number of rows, apart from the set of keys it keeps to find
+	// duplicates.
 	BatchSize int
-	// Charset says how to read bytes from the source that are not valid
-	// UTF-8: "AL32UTF8" (the default) rejects the row, "WE8ISO8859P1"
-	// decodes them as ISO-8859-1.
+	// Charset is the source.charset setting: how to read bytes from the
+	// source that are not valid UTF-8. "AL32UTF8" (the default) rejects the
+	// row; "WE8ISO8859P1" decodes them as ISO-8859-1 (Windows-1252 in
+	// 0x80–0x9F). For an Oracle source the same setting also chooses the
+	// client character set when the source is opened (see WithCharset): with
+	// AL32UTF8 Oracle converts to UTF-8 itself, so no such bytes arrive.
 	Charset string
+	// ShrinkThreshold is the shrink guard: when a dump table would lose more
+	// than this share of the rows it has now (0.5: more than half), or would
+	// be emptied, Run stops before Commit, keeps the previous dump and
+	// returns a *ShrinkError. It protects Moodle from a CMIS outage that
+	// returns empty or partial views. 0 turns the guard off; other values
+	// must lie in (0, 1], where 1 holds only extracts that would empty a
+	// table. A first extract, into an empty dump, is never held.
+	ShrinkThreshold float64
+	// ApproveShrink lets an extract the shrink guard would hold through (an
+	// operator's --approve-shrink); Run logs a warning and commits it.
+	ApproveShrink bool
 	// BeforeCommit, when set, is called with the counts once all three views
-	// are read and before the new dump replaces the previous one. An error
-	// aborts the extract and keeps the previous dump: this is where a
-	// mass-change guard checks that the extract is not far smaller than the
-	// last one.
+	// are read, after the shrink guard, and before the new dump replaces
+	// the previous one. An error aborts the extract and keeps the previous
+	// dump.
 	BeforeCommit func(ctx context.Context, r Result) error
 }
 
@@ -48,6 +66,9 @@ type Result struct {
 	Read     map[store.DumpTable]int64 // records read from the source
 	Loaded   map[store.DumpTable]int64 // rows written to the dump
 	Rejected map[store.DumpTable]int64 // bad rows, recorded in cmis_error_data_dump
+	// WriteMethod says how rows were written to staging (e.g. LOAD DATA
+	// LOCAL INFILE) and, when not the fastest way, why.
+	WriteMethod string
 }
 
 // Run extracts the three views from src into the staging dump tables of st:
@@ -68,6 +89,9 @@ func Run(ctx context.Context, src Source, st *store.Store, opts Options, log log
 	if err != nil {
 		return res, fmt.Errorf("extract: %w", err)
 	}
+	if opts.ShrinkThreshold < 0 || opts.ShrinkThreshold > 1 || math.IsNaN(opts.ShrinkThreshold) {
+		return res, fmt.Errorf("extract: shrink threshold %v out of range: want 0 (off) or a share of rows in (0, 1]", opts.ShrinkThreshold)
+	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
@@ -85,16 +109,27 @@ func Run(ctx context.Context, src Source, st *store.Store, opts Options, log log
 
 	gen, err := st.BeginExtract(ctx, opts.RunID)
 	if err != nil {
-		return res, fmt.Errorf("extract: start: %w", err)
+		return res, fmt.Errorf("extract: start: %w", &stagingError{err})
+	}
+	res.WriteMethod = gen.WriteMethod()
+	log.WithField("method", res.WriteMethod).Info("writing to staging")
+	// The shrink guard compares with the committed dump, which nothing
+	// changes until Commit: count it meanwhile.
+	var previous func() dumpCounts
+	if opts.ShrinkThreshold > 0 {
+		previous = countDump(ctx, st)
 	}
 	committed := false
 	defer func() {
+		if previous != nil {
+			previous() // Run leaves no goroutine behind
+		}
 		if committed {
 			return
 		}
 		// The context may be cancelled already; the abort must still run.
 		if aerr := gen.Abort(context.WithoutCancel(ctx)); aerr != nil {
-			err = errors.Join(err, fmt.Errorf("extract: abort: %w", aerr))
+			err = errors.Join(err, fmt.Errorf("extract: abort: %w", &stagingError{aerr}))
 		}
 		log.WithError(err).Warn("extract abandoned; the previous dump is unchanged")
 	}()
@@ -102,6 +137,12 @@ func Run(ctx context.Context, src Source, st *store.Store, opts Options, log log
 	chk := newChecker(charset)
 	for _, t := range store.DumpTables {
 		if err := runTable(ctx, src, gen, t, chk, opts.BatchSize, &res, log); err != nil {
+			return res, err
+		}
+	}
+	res.WriteMethod = gen.WriteMethod()
+	if previous != nil {
+		if err := shrinkGuard(previous(), res, opts, log); err != nil {
 			return res, err
 		}
 	}
@@ -114,7 +155,7 @@ func Run(ctx context.Context, src Source, st *store.Store, opts Options, log log
 		return res, fmt.Errorf("extract: %w", err)
 	}
 	if err := gen.Commit(ctx); err != nil {
-		return res, fmt.Errorf("extract: commit: %w", err)
+		return res, fmt.Errorf("extract: commit: %w", &stagingError{err})
 	}
 	committed = true
 	log.WithFields(logrus.Fields{
@@ -122,6 +163,7 @@ func Run(ctx context.Context, src Source, st *store.Store, opts Options, log log
 		"members":       res.Loaded[store.GroupMembers],
 		"tutors":        res.Loaded[store.GroupTutors],
 		"rejected":      res.Rejected[store.ModuleGroups] + res.Rejected[store.GroupMembers] + res.Rejected[store.GroupTutors],
+		"method":        res.WriteMethod,
 	}).Info("extract committed")
 	return res, nil
 }
@@ -145,30 +187,6 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 	tlog := log.WithFields(logrus.Fields{"table": string(t), "origin": origin})
 	malformed, _ := rows.(Malformed)
 
-	good := make([][]string, 0, min(batchSize, 1<<16))
-	var bad []store.BadRow
-	flush := func() error {
-		if len(good) > 0 {
-			n, err := gen.Insert(ctx, t, good)
-			if err != nil {
-				return err
-			}
-			if n != int64(len(good)) {
-				tlog.WithFields(logrus.Fields{"rows": len(good), "added": n}).
-					Warn("staging skipped rows as duplicate keys that the extract saw as distinct")
-			}
-			res.Loaded[t] += n
-			clear(good)
-			good = good[:0]
-		}
-		if len(bad) > 0 {
-			if err := gen.Reject(ctx, bad); err != nil {
-				return err
-			}
-			bad = bad[:0]
-		}
-		return nil
-	}
 	// fail wraps an error with the table, the origin and the position:
 	// "at" the row being handled, or "after" the last row read.
 	fail := func(where string, line int64, err error) error {
@@ -176,6 +194,46 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 			return fmt.Errorf("extract %s from %s, %s %s %d: %w", t, origin, where, posWord(origin), line, err)
 		}
 		return fmt.Errorf("extract %s from %s: %w", t, origin, err)
+	}
+
+	// Batches go to staging on the writer's goroutine while the next one
+	// is read and checked: the source, the checks and the staging server
+	// work at the same time.
+	w := startWriter(ctx, gen, t)
+	defer w.stop()
+	capacity := min(batchSize, 1<<16)
+	good := make([][]string, 0, capacity)
+	var bad []store.BadRow
+	var spare batch // buffers back from the writer, for reuse
+	// collect takes in the result of a written batch.
+	collect := func(r batchResult) error {
+		if r.err != nil {
+			return fail("in the batch ending at", r.last, r.err)
+		}
+		if r.added != int64(len(r.good)) {
+			tlog.WithFields(logrus.Fields{"rows": len(r.good), "added": r.added}).
+				Warn("staging skipped rows as duplicate keys that the extract saw as distinct")
+		}
+		res.Loaded[t] += r.added
+		clear(r.good)
+		spare = batch{good: r.good[:0], bad: r.bad[:0]}
+		return nil
+	}
+	// flush hands the rows gathered so far to the writer.
+	flush := func(last int64) error {
+		if len(good) == 0 && len(bad) == 0 {
+			return nil
+		}
+		if r, ok := w.put(batch{good: good, bad: bad, last: last}); ok {
+			if err := collect(r); err != nil {
+				return err
+			}
+		}
+		good, bad, spare = spare.good, spare.bad, batch{}
+		if good == nil {
+			good = make([][]string, 0, capacity)
+		}
+		return nil
 	}
 
 	for rows.Next() {
@@ -210,8 +268,8 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 			good = append(good, vals)
 		}
 		if len(good) >= batchSize || len(bad) >= batchSize {
-			if err := flush(); err != nil {
-				return fail("at", line, err)
+			if err := flush(line); err != nil {
+				return err
 			}
 			tlog.WithField("read", res.Read[t]).Debug("extract progress")
 		}
@@ -222,8 +280,13 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 	if err := ctx.Err(); err != nil {
 		return fail("after", rows.Line(), err)
 	}
-	if err := flush(); err != nil {
-		return fail("after", rows.Line(), err)
+	if err := flush(rows.Line()); err != nil {
+		return err
+	}
+	if r, ok := w.wait(); ok {
+		if err := collect(r); err != nil {
+			return err
+		}
 	}
 	chk.done(t)
 	fields := logrus.Fields{"read": res.Read[t], "loaded": res.Loaded[t], "rejected": res.Rejected[t]}
@@ -244,4 +307,78 @@ func posWord(origin string) string {
 		return "row"
 	}
 	return "line"
+}
+
+// batch is a set of rows on its way to staging: good rows for the dump,
+// bad ones for cmis_error_data_dump, and the source position of the last.
+type batch struct {
+	good [][]string
+	bad  []store.BadRow
+	last int64
+}
+
+// batchResult is what writing a batch gave. The batch's slices come back
+// with it, for reuse.
+type batchResult struct {
+	batch
+	added int64
+	err   error
+}
+
+// writer writes batches to the generation on its own goroutine, one batch
+// at a time, so the next batch can be read and checked meanwhile. Until the
+// writer is stopped, only its goroutine uses the generation.
+type writer struct {
+	in   chan batch
+	out  chan batchResult
+	busy bool // a batch is in flight
+}
+
+func startWriter(ctx context.Context, gen *store.Generation, t store.DumpTable) *writer {
+	w := &writer{in: make(chan batch), out: make(chan batchResult, 1)}
+	go func() {
+		for b := range w.in {
+			r := batchResult{batch: b}
+			if len(b.good) > 0 {
+				if r.added, r.err = gen.Insert(ctx, t, b.good); r.err != nil {
+					r.err = &stagingError{r.err}
+				}
+			}
+			if r.err == nil && len(b.bad) > 0 {
+				if err := gen.Reject(ctx, b.bad); err != nil {
+					r.err = &stagingError{err}
+				}
+			}
+			w.out <- r
+		}
+	}()
+	return w
+}
+
+// put waits for the batch in flight, if any, and returns its result; unless
+// that failed, it then hands b to the goroutine.
+func (w *writer) put(b batch) (batchResult, bool) {
+	r, ok := w.wait()
+	if ok && r.err != nil {
+		return r, true
+	}
+	w.in <- b
+	w.busy = true
+	return r, ok
+}
+
+// wait returns the result of the batch in flight, once written; ok is false
+// when no batch was in flight.
+func (w *writer) wait() (r batchResult, ok bool) {
+	if !w.busy {
+		return r, false
+	}
+	w.busy = false
+	return <-w.out, true
+}
+
+// stop waits for the batch in flight and ends the goroutine.
+func (w *writer) stop() {
+	w.wait()
+	close(w.in)
 }

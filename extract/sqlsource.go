@@ -36,22 +36,54 @@ type sqlSource struct {
 	owned   bool // Close closes db
 }
 
+// SQLOption tunes OpenSQL.
+type SQLOption func(*sqlOptions)
+
+type sqlOptions struct {
+	charset string
+}
+
+// WithCharset passes the source.charset setting (see Options.Charset) to
+// OpenSQL, which matters for Oracle only: there it chooses the client
+// character set, the one Oracle converts the data to before sending it.
+//
+//   - AL32UTF8 (the default): Oracle converts from the database character
+//     set, e.g. WE8ISO8859P1, to UTF-8 itself. This is right for a database
+//     whose text is stored in its declared character set, as CMIS's is.
+//   - WE8ISO8859P1: Oracle sends the bytes as stored, unconverted; cmissync
+//     keeps values that are valid UTF-8 and decodes the others as Latin-1
+//     (Windows-1252). Only for a Latin-1 database into which applications
+//     wrote UTF-8 ("pass-through"), whose values come out mangled, e.g.
+//     "Ã©" for "é", with AL32UTF8.
+//
+// A charset parameter in the Oracle DSN wins over this setting. MySQL
+// connections always ask for utf8mb4, so the server converts; SQLite and
+// CSV sources are read as they are. For every source, Run's Options.Charset
+// then says what to do with bytes that are still not UTF-8.
+func WithCharset(charset string) SQLOption {
+	return func(o *sqlOptions) { o.charset = charset }
+}
+
 // OpenSQL connects to the CMIS database and returns a Source that runs the
 // query files of queries (module_groups.sql, group_members.sql,
 // group_tutors.sql; nil means the defaults shipped in sql/cmis).
 //
-// driver is "oracle" (godror; dsn as godror accepts it, e.g.
+// driver is "oracle" (godror; dataSource as godror accepts it, e.g.
 // `user="cmis" password="..." connectString="cmis-db:1521/GEND"`), "mysql"
 // (go-sql-driver DSN) or "sqlite" (a database file, which must exist). The
 // query files are read and the connection is checked before OpenSQL returns.
 // Describe, and every error OpenSQL returns, leave the password out.
-func OpenSQL(ctx context.Context, driver, dsn string, queries fs.FS) (Source, error) {
-	name, goDriver, password, err := describeDSN(driver, dsn)
+func OpenSQL(ctx context.Context, driver, dataSource string, queries fs.FS, options ...SQLOption) (Source, error) {
+	var opts sqlOptions
+	for _, o := range options {
+		o(&opts)
+	}
+	name, goDriver, password, err := describeDSN(driver, dataSource)
 	if err != nil {
 		return nil, err
 	}
 	if goDriver == "godror" && !oracleBuilt {
-		return nil, errors.New("source: this cmissync was built without cgo and cannot reach Oracle; build it with CGO_ENABLED=1")
+		return nil, errNoOracle
 	}
 	if queries == nil {
 		queries = sqlfiles.Queries()
@@ -61,26 +93,63 @@ func OpenSQL(ctx context.Context, driver, dsn string, queries fs.FS) (Source, er
 			return nil, err
 		}
 	}
-	if goDriver == "sqlite" {
-		path := strings.TrimPrefix(dsn, "file:")
+	var db *sql.DB
+	switch goDriver {
+	case "godror":
+		params, err := oracleParams(dataSource, opts.charset)
+		if err != nil {
+			return nil, err
+		}
+		if db, err = openOracle(params); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, scrubbed(err, password))
+		}
+	case "sqlite":
+		path := strings.TrimPrefix(dataSource, "file:")
 		if i := strings.IndexByte(path, '?'); i >= 0 {
 			path = path[:i]
 		}
 		if path != ":memory:" {
 			if _, err := os.Stat(path); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", name, &fileError{kind: sqliteFile, err: err})
 			}
 		}
-	}
-	db, err := sql.Open(goDriver, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, scrubbed(err, password))
+		fallthrough
+	default:
+		if db, err = sql.Open(goDriver, dataSource); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, scrubbed(err, password))
+		}
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: connect: %w", name, scrubbed(err, password))
 	}
 	return &sqlSource{db: db, name: name, queries: queries, owned: true}, nil
+}
+
+// errNoOracle is OpenSQL's answer for an oracle source in a build without
+// cgo.
+var errNoOracle = errors.New("source: this cmissync was built without cgo and cannot reach Oracle; build it with CGO_ENABLED=1")
+
+// oracleParams parses a godror DSN and sets the client character set that
+// charset (source.charset) asks for, unless the DSN sets one itself; see
+// WithCharset.
+func oracleParams(dataSource, charset string) (dsn.ConnectionParams, error) {
+	cs, err := normalCharset(charset)
+	if err != nil {
+		return dsn.ConnectionParams{}, fmt.Errorf("source: %w", err)
+	}
+	p, err := dsn.Parse(dataSource)
+	if err != nil {
+		// The parser's message quotes the DSN, password included.
+		return dsn.ConnectionParams{}, errors.New(`source: the oracle DSN is not valid (expected e.g. user="cmis" password="..." connectString="host:1521/SERVICE", or user/password@host:1521/SERVICE)`)
+	}
+	if p.Charset == "" {
+		p.Charset = "UTF-8"
+		if cs == CharsetLatin1 {
+			p.Charset = "ISO-8859-1"
+		}
+	}
+	return p, nil
 }
 
 // NewSQL returns a Source that runs the query files of queries (nil means
@@ -162,7 +231,7 @@ func readQuery(queries fs.FS, t store.DumpTable) (string, error) {
 	file := DefaultQueryFile(t)
 	b, err := fs.ReadFile(queries, file)
 	if err != nil {
-		return "", fmt.Errorf("query file %s for %s: %w", file, viewName(t), err)
+		return "", fmt.Errorf("query file %s for %s: %w", file, viewName(t), &fileError{kind: queryFile, err: err})
 	}
 	lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
 	for len(lines) > 0 {

@@ -52,11 +52,6 @@ type rejection struct {
 	reason string
 }
 
-type memberKey struct {
-	group int32
-	id    string
-}
-
 // checker validates rows and tracks the keys seen, per table. Module groups
 // must be checked first: member and tutor rows are matched against them.
 type checker struct {
@@ -64,7 +59,10 @@ type checker struct {
 	groupsOrigin string
 	groups       map[groupKey]groupInfo
 	rejected     map[groupKey]rejection // groups refused for a reason other than their key being blank
-	members      map[store.DumpTable]map[memberKey]int64
+	// members holds, per member or tutor table and per group id, the ids
+	// seen and the line of each. Many small maps (one per group) grow and
+	// hash faster than one map of a million (group, id) pairs.
+	members map[store.DumpTable][]map[string]int64
 }
 
 func newChecker(charset string) *checker {
@@ -72,7 +70,7 @@ func newChecker(charset string) *checker {
 		latin1:   charset == CharsetLatin1,
 		groups:   map[groupKey]groupInfo{},
 		rejected: map[groupKey]rejection{},
-		members:  map[store.DumpTable]map[memberKey]int64{},
+		members:  map[store.DumpTable][]map[string]int64{},
 	}
 }
 
@@ -134,17 +132,22 @@ func (c *checker) check(t store.DumpTable, origin string, line int64, raw []stri
 		}
 		return nil, "group not in " + c.groupsName()
 	}
-	seen := c.members[t]
-	if seen == nil {
-		seen = map[memberKey]int64{}
-		c.members[t] = seen
+	byGroup := c.members[t]
+	if int(g.id) >= len(byGroup) {
+		byGroup = append(byGroup, make([]map[string]int64, len(c.groups)-len(byGroup))...)
+		c.members[t] = byGroup
 	}
-	mk := memberKey{group: g.id, id: vals[2]}
-	if first, ok := seen[mk]; ok {
+	seen := byGroup[g.id]
+	if seen == nil {
+		seen = make(map[string]int64, 8)
+		byGroup[g.id] = seen
+	}
+	id := vals[2]
+	if first, ok := seen[id]; ok {
 		return nil, "duplicate of line " + strconv.FormatInt(first, 10)
 	}
-	mk.id = strings.Clone(mk.id)
-	seen[mk] = line
+	// A clone, so the key does not pin the source's whole record in memory.
+	seen[strings.Clone(id)] = line
 	return vals, ""
 }
 
