@@ -78,6 +78,11 @@ func approveFlag(c *cobra.Command, dst *bool) {
 	c.Flags().BoolVar(dst, "approve-deletes", false, "let this run delete more than the mass-change guard allows (see guard.* in cmissync config)")
 }
 
+// shrinkFlag adds --approve-shrink.
+func shrinkFlag(c *cobra.Command, dst *bool) {
+	c.Flags().BoolVar(dst, "approve-shrink", false, "commit this extract even if it is much smaller than the last one (see guard.extract_max_shrink)")
+}
+
 func (a *app) withHelp(c *cobra.Command) *cobra.Command {
 	c.Long += "\n\n" + exitCodesHelp
 	return c
@@ -88,6 +93,7 @@ func (a *app) runCommand() *cobra.Command {
 		courses []int64
 		dryRun  bool
 		approve bool
+		shrink  bool
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -106,13 +112,14 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 				return err
 			}
 			defer p.close()
-			p.approveDeletes = approve
+			p.approveDeletes, p.approveShrink = approve, shrink
 			return p.run(c.Context(), dryRun)
 		},
 	}
 	courseFlag(c, &courses)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "extract and stage, print what load would do, send nothing to Moodle")
 	approveFlag(c, &approve)
+	shrinkFlag(c, &shrink)
 	return a.withHelp(c)
 }
 
@@ -120,6 +127,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 	var (
 		courses []int64
 		approve bool
+		shrink  bool
 	)
 	c := &cobra.Command{
 		Use:   name,
@@ -132,7 +140,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.approveDeletes = approve
+			p.approveDeletes, p.approveShrink = approve, shrink
 			return p.single(c.Context(), name)
 		},
 	}
@@ -141,6 +149,9 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 	}
 	if name == "load" {
 		approveFlag(c, &approve)
+	}
+	if name == "extract" {
+		shrinkFlag(c, &shrink)
 	}
 	return a.withHelp(c)
 }

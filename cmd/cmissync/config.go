@@ -51,7 +51,7 @@ type SourceConfig struct {
 	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn."`
 	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries."`
 	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv."`
-	Charset    string `toml:"charset" doc:"Character set of the source data: AL32UTF8 (UTF-8) or WE8ISO8859P1 (Latin-1, decoded to UTF-8)." default:"AL32UTF8"`
+	Charset    string `toml:"charset" doc:"AL32UTF8 (default): Oracle converts to UTF-8 itself, which is right for a CMIS database in WE8ISO8859P1; for other sources, bytes that are not UTF-8 reject the row. WE8ISO8859P1: Oracle sends bytes unconverted (only for UTF-8 stored in Latin-1 columns); bytes that are not UTF-8 are decoded as Latin-1." default:"AL32UTF8"`
 }
 
 // MoodleConfig reaches the Moodle site.
@@ -61,7 +61,7 @@ type MoodleConfig struct {
 	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token."`
 	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it." default:"1000"`
 	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request." default:"60s"`
-	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx)." default:"3"`
+	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx); 0: none." default:"3"`
 	RetryWait          Duration `toml:"retry_wait" doc:"First wait before a retry; doubled each attempt." default:"1s"`
 	CAFile             string   `toml:"ca_file" doc:"PEM file of extra certificate authorities to trust (an internal CA)."`
 	InsecureSkipVerify bool     `toml:"insecure_skip_verify" doc:"Turn TLS certificate checks off. Test sites only." default:"false"`
@@ -87,6 +87,7 @@ type LoadConfig struct {
 
 // GuardConfig sets the mass-change safety rail.
 type GuardConfig struct {
+	ExtractMaxShrink     float64 `toml:"extract_max_shrink" doc:"Hold the extract (exit 4, email; the previous dump is kept and nothing is staged) when any dump table would lose more than this share of its rows compared with the last committed dump, or be emptied. 0: off; 1: hold only when a table would be emptied." default:"0.5"`
 	MaxDeleteShare       float64 `toml:"max_delete_share" doc:"Hold the load (exit 4, email) when it would delete more than this share of cmissync's groups or of its memberships, counting only deletions not asked for by an RMV mapping. 0: off." default:"0.25"`
 	MaxDeleteCount       int     `toml:"max_delete_count" doc:"Hold the load when it would delete more than this many groups plus memberships (not asked for by an RMV mapping). 0: off." default:"0"`
 	CourseMaxDeleteShare float64 `toml:"course_max_delete_share" doc:"Hold the load when one course would lose more than this share of its memberships (courses with at least guard.course_min_items). 0: off." default:"0.5"`
@@ -271,7 +272,7 @@ func (c *Config) validate() error {
 	if c.Moodle.MaxInputVars < 20 {
 		return configErrorf("moodle.max_input_vars = %d: too small (PHP's default is 1000)", c.Moodle.MaxInputVars)
 	}
-	for key, v := range map[string]float64{"guard.max_delete_share": c.Guard.MaxDeleteShare, "guard.course_max_delete_share": c.Guard.CourseMaxDeleteShare} {
+	for key, v := range map[string]float64{"guard.max_delete_share": c.Guard.MaxDeleteShare, "guard.course_max_delete_share": c.Guard.CourseMaxDeleteShare, "guard.extract_max_shrink": c.Guard.ExtractMaxShrink} {
 		if v < 0 || v > 1 {
 			return configErrorf("%s = %v: want a share between 0 and 1", key, v)
 		}

@@ -440,18 +440,25 @@ func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
 			h.mustRun(exitOK, "run")
 			before, _ := h.actual()
 
-			// CMIS returns no members (an outage, a broken export): the load
-			// is held before anything is sent, and support is told why.
+			// CMIS returns no members (an outage, a broken export): the
+			// extract is held, the previous dump kept, nothing staged.
 			if _, err := h.source.Exec(`DELETE FROM CMIS_MOODLE_V_GROUP_MEMBER`); err != nil {
 				t.Fatal(err)
 			}
 			h.sim.ResetCalls()
-			_, out, errs := h.cmd("run")
-			if code, _, _ := h.cmd("load"); code != exitHeld {
-				t.Fatalf("load after an emptied source: exit %d, want %d\n%s\n%s", code, exitHeld, out, errs)
+			if code, out, errs := h.cmd("run"); code != exitHeld || !strings.Contains(errs, "approve-shrink") {
+				t.Fatalf("run after an emptied source: exit %d, want %d\n%s\n%s", code, exitHeld, out, errs)
+			}
+			if p, _ := h.st.Pending(context.Background()); p["cmis_groupmembers.todelete"] != 0 {
+				t.Fatalf("a held extract reached stage: %v", p)
+			}
+			// Approving the small extract, the load is still held by the
+			// mass-change guard before anything is sent.
+			if code, out, errs := h.cmd("run", "--approve-shrink"); code != exitHeld || !strings.Contains(errs, "approve-deletes") {
+				t.Fatalf("run --approve-shrink: exit %d, want %d\n%s\n%s", code, exitHeld, out, errs)
 			}
 			if n := writes(h.sim); n != 0 {
-				t.Fatalf("held run made %d write calls", n)
+				t.Fatalf("held runs made %d write calls", n)
 			}
 			after, _ := h.actual()
 			if fmt.Sprint(after) != fmt.Sprint(before) {
@@ -467,7 +474,7 @@ func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
 				t.Fatalf("no held-load report with the numbers among %v", reports)
 			}
 			// Dry run says it would be held.
-			if _, out, _ := h.cmd("run", "--dry-run"); !strings.Contains(out, "would be held") {
+			if _, out, _ := h.cmd("run", "--dry-run", "--approve-shrink"); !strings.Contains(out, "would be held") {
 				t.Fatalf("dry run does not mention the hold:\n%s", out)
 			}
 
@@ -477,7 +484,7 @@ func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
 
 			// The audit trail answers "what did cmissync do to course X?".
 			cid := h.seed.courseIDs[h.data.Courses[0].ShortName]
-			out = h.mustRun(exitOK, "audit", "--course", fmt.Sprint(cid))
+			out := h.mustRun(exitOK, "audit", "--course", fmt.Sprint(cid))
 			for _, action := range []string{"create", "assign", "add", "remove"} {
 				if !strings.Contains(out, " "+action+" ") {
 					t.Fatalf("audit of course %d lacks %q:\n%s", cid, action, out)

@@ -39,8 +39,9 @@ type pipeline struct {
 	mc *moodle.Client
 	// lastLoad is the result of the last load step, for the demo.
 	lastLoad *load.Result
-	// approveDeletes lets a run past the mass-change guard.
-	approveDeletes bool
+	// approveDeletes lets a run past the mass-change guard, approveShrink
+	// an extract past the shrink guard.
+	approveDeletes, approveShrink bool
 }
 
 // loadConfig reads the configuration named by --config.
@@ -331,14 +332,17 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 		if p.cfg.Source.QueriesDir != "" {
 			queries = overlayFS{primary: os.DirFS(p.cfg.Source.QueriesDir), fallback: queries}
 		}
-		src, err = extract.OpenSQL(ctx, p.cfg.Source.Driver, p.cfg.Source.DSN, queries)
+		src, err = extract.OpenSQL(ctx, p.cfg.Source.Driver, p.cfg.Source.DSN, queries, extract.WithCharset(p.cfg.Source.Charset))
 	}
 	if err != nil {
-		return stepResult{advice: extractAdvice}, fmt.Errorf("open source: %w", scrubErr(err, p.cfg))
+		return stepResult{advice: extractAdvice(err)}, fmt.Errorf("open source: %w", scrubErr(err, p.cfg))
 	}
 	defer src.Close()
-	res, err := extract.Run(ctx, src, p.st, extract.Options{RunID: p.runID, Charset: p.cfg.Source.Charset}, p.log)
-	out := stepResult{counts: map[string]int64{}, advice: extractAdvice}
+	res, err := extract.Run(ctx, src, p.st, extract.Options{
+		RunID: p.runID, Charset: p.cfg.Source.Charset,
+		ShrinkThreshold: p.cfg.Guard.ExtractMaxShrink, ApproveShrink: p.approveShrink,
+	}, p.log)
+	out := stepResult{counts: map[string]int64{}, advice: extractAdvice(err)}
 	for _, t := range store.DumpTables {
 		out.counts[string(t)+"_loaded"] = res.Loaded[t]
 		out.counts[string(t)+"_rejected"] = res.Rejected[t]
@@ -346,6 +350,10 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 		if res.Rejected[t] > 0 {
 			out.summary = append(out.summary, report.Count{Label: string(t) + " rows rejected", Value: res.Rejected[t]})
 		}
+	}
+	var shrink *extract.ShrinkError
+	if errors.As(err, &shrink) {
+		return out, &HeldError{Reason: shrink.Error()}
 	}
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", src.Describe(), scrubErr(err, p.cfg))
@@ -364,10 +372,14 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 	return out, nil
 }
 
-var extractAdvice = []string{
-	"Nothing was staged or sent from a failed extract: the previous dump is kept.",
-	"Check that the CMIS database is reachable from this host and that source.dsn is right (ORA- errors name the cause).",
-	"Rerun with: cmissync run",
+// extractAdvice says what to check after an extract failure (from the raw
+// error, before secrets are scrubbed from it).
+func extractAdvice(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return append([]string{"Nothing was staged or sent from a failed extract: the previous dump is kept."},
+		append(extract.Advice(err), "Rerun with: cmissync run")...)
 }
 
 func scrubErr(err error, cfg *Config) error {
@@ -402,7 +414,7 @@ func (p *pipeline) moodleClient() (*moodle.Client, error) {
 	mc, err := moodle.New(moodle.Options{
 		URL: p.cfg.Moodle.URL, Token: p.cfg.Moodle.Token, MaxInputVars: p.cfg.Moodle.MaxInputVars,
 		Timeout: time.Duration(p.cfg.Moodle.Timeout), Retries: p.cfg.Moodle.Retries, RetryWait: time.Duration(p.cfg.Moodle.RetryWait),
-		CAFile: p.cfg.Moodle.CAFile, InsecureSkipVerify: p.cfg.Moodle.InsecureSkipVerify, UserAgent: "cmissync",
+		CAFile: p.cfg.Moodle.CAFile, InsecureSkipVerify: p.cfg.Moodle.InsecureSkipVerify, UserAgent: "cmissync", Log: p.log,
 	})
 	if err != nil {
 		return nil, &ConfigError{Err: err}

@@ -14,6 +14,20 @@ const (
 // hints holds the likely fix for each Moodle errorcode, written for the Moodle administrator or
 // support analyst who reads the report. Paths are as in Moodle 4.x.
 var hints = map[string]string{
+	"tlsverify": "The Moodle site's TLS certificate did not verify, so nothing was sent. If the " +
+		"site uses an internal certificate authority, set moodle.ca_file to the PEM file of the CA " +
+		"that signed it; if the host name does not match the certificate, fix moodle.url to the " +
+		"site's wwwroot.",
+	"parked": "This item failed on several runs in a row and is now skipped until someone looks " +
+		"at it. Fix the cause named in its last error (in Moodle, or in CMIS), then run " +
+		"\"cmissync retry\" so the next run tries it again.",
+	"notverified": "Moodle answered success but the member was not in the group when read back: " +
+		"PHP's max_input_vars on the Moodle server is lower than moodle.max_input_vars, so part " +
+		"of the request was dropped. Set moodle.max_input_vars to the server's value (ask the " +
+		"Moodle administrator; php.ini). The member is retried on the next run.",
+	"badrow": "A row from CMIS was refused (the reason is shown) and left out of this run; the " +
+		"rest went on. Fix the row in CMIS (or the CSV file). The refused rows are kept in " +
+		"cmis_error_data_dump.",
 	"invalidrecord": "Something cmissync refers to no longer exists in Moodle: Moodle's message " +
 		"names the table (groups, groupings, course or user), usually because it was deleted by " +
 		"hand. cmissync notices its own deleted groups and groupings and recreates or forgets " +
