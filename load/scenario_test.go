@@ -33,6 +33,8 @@ type world struct {
 	groups  map[string]string // "MODULE GROUP" -> group title
 	members map[string][]string
 	out     bytes.Buffer
+	// concurrency, when set, overrides every load's Options.Concurrency.
+	concurrency int
 }
 
 func newWorld(t *testing.T, engine string, courses ...string) *world {
@@ -121,6 +123,9 @@ func (w *world) sync(title string, sopts stage.Options, lopts load.Options) {
 	pl.WriteText(&w.out)
 	lopts.RunID = "s"
 	lopts.Filter = sopts.Filter
+	if w.concurrency > 0 {
+		lopts.Concurrency = w.concurrency
+	}
 	res, err := load.Run(ctx, w.st, w.mc, lopts, quiet())
 	if err != nil {
 		fmt.Fprintf(&w.out, "\nload: held: %v\n", err)
@@ -389,6 +394,25 @@ func TestScenarios(t *testing.T) {
 				if engine == store.EngineSQLite || !*update {
 					w.golden(name)
 				}
+			})
+		}
+	}
+}
+
+// TestScenariosSequentialAndParallelAgree runs every scenario one request at
+// a time and sixteen at a time: the outcome must be the golden one both ways.
+func TestScenariosSequentialAndParallelAgree(t *testing.T) {
+	if *update {
+		t.Skip("golden files are written by TestScenarios")
+	}
+	for name, run := range scenarios {
+		for _, c := range []int{1, 16} {
+			t.Run(fmt.Sprintf("%s/concurrency=%d", name, c), func(t *testing.T) {
+				t.Parallel()
+				w := newWorld(t, store.EngineSQLite, "A", "B")
+				w.concurrency = c
+				run(w)
+				w.golden(name)
 			})
 		}
 	}

@@ -13,13 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/cmissync/cmissync/load/report/reporttest"
 )
 
 const (
@@ -27,93 +26,10 @@ const (
 	testPassword = "smtp-Pa55word-never-shown"
 )
 
-// received is one message as the test SMTP server got it.
-type received struct {
-	from   string
-	to     []string
-	authed bool
-	data   []byte
-}
-
-// smtpServer is a real SMTP server from go-smtp on a loopback port, accepting AUTH PLAIN over
-// plain text (allowed for the test only) with one user.
-type smtpServer struct {
-	mu   sync.Mutex
-	msgs []received
-	port int
-}
-
-func (s *smtpServer) messages() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
-}
-
-type smtpSession struct {
-	srv *smtpServer
-	cur received
-}
-
-func (se *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (se *smtpSession) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if username != testUser || password != testPassword {
-			return smtp.ErrAuthFailed
-		}
-		se.cur.authed = true
-		return nil
-	}), nil
-}
-
-func (se *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if !se.cur.authed {
-		return smtp.ErrAuthRequired
-	}
-	se.cur.from = from
-	return nil
-}
-
-func (se *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	se.cur.to = append(se.cur.to, to)
-	return nil
-}
-
-func (se *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	se.cur.data = b
-	se.srv.mu.Lock()
-	se.srv.msgs = append(se.srv.msgs, se.cur)
-	se.srv.mu.Unlock()
-	se.cur = received{authed: se.cur.authed}
-	return nil
-}
-
-func (se *smtpSession) Reset()        { se.cur = received{authed: se.cur.authed} }
-func (se *smtpSession) Logout() error { return nil }
-
-func startSMTP(t *testing.T) *smtpServer {
+// startSMTP starts the shared test SMTP server with the test login.
+func startSMTP(t *testing.T) *reporttest.Server {
 	t.Helper()
-	srv := &smtpServer{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{srv: srv}, nil
-	}))
-	s.Domain = "localhost"
-	s.AllowInsecureAuth = true
-	s.ReadTimeout = 10 * time.Second
-	s.WriteTimeout = 10 * time.Second
-	s.MaxMessageBytes = 10 << 20
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.port = l.Addr().(*net.TCPAddr).Port
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(func() { _ = s.Close() })
-	return srv
+	return reporttest.StartSMTP(t, testUser, testPassword)
 }
 
 func testMailer(t *testing.T, port int) *Mailer {
@@ -208,7 +124,7 @@ func TestSendOverSMTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startSMTP(t)
-			m := testMailer(t, srv.port)
+			m := testMailer(t, srv.Port)
 			// The token must go whatever field it hides in.
 			tt.report.Failures[0].Message = "debuginfo: wstoken=" + testToken
 			tt.report.Fatal = "smtp password is " + testPassword
@@ -224,28 +140,28 @@ func TestSendOverSMTP(t *testing.T) {
 				t.Errorf("a sent report was also written to disk: %v", files)
 			}
 
-			msgs := srv.messages()
+			msgs := srv.Messages()
 			if len(msgs) != 1 {
 				t.Fatalf("server received %d messages, want 1", len(msgs))
 			}
 			got := msgs[0]
-			if !got.authed {
+			if !got.Authed {
 				t.Error("message was accepted without authentication")
 			}
-			if got.from != "cmissync@example.ac.uk" {
-				t.Errorf("envelope sender = %q", got.from)
+			if got.From != "cmissync@example.ac.uk" {
+				t.Errorf("envelope sender = %q", got.From)
 			}
-			if strings.Join(got.to, ",") != "moodle-support@example.ac.uk,timetabling@example.ac.uk" {
-				t.Errorf("envelope recipients = %v", got.to)
+			if strings.Join(got.To, ",") != "moodle-support@example.ac.uk,timetabling@example.ac.uk" {
+				t.Errorf("envelope recipients = %v", got.To)
 			}
 
 			for _, secret := range []string{testToken, testPassword} {
-				if bytes.Contains(got.data, []byte(secret)) {
+				if bytes.Contains(got.Data, []byte(secret)) {
 					t.Errorf("raw message contains the secret %q", secret)
 				}
 			}
 
-			msg, parts := parseMessage(t, got.data)
+			msg, parts := parseMessage(t, got.Data)
 			want, err := Render(tt.report, RenderOptions{Secrets: []string{testPassword}})
 			if err != nil {
 				t.Fatal(err)
@@ -375,7 +291,7 @@ func TestSendFallsBackToDisk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := testMailer(t, srv.port)
+			m := testMailer(t, srv.Port)
 			tt.setup(m)
 			r := manyReport()
 			r.Failures[3].Params = "wstoken=" + testToken
@@ -401,7 +317,7 @@ func TestSendFallsBackToDisk(t *testing.T) {
 			}
 		})
 	}
-	if n := len(srv.messages()); n != 0 {
+	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("server accepted %d messages in failure cases", n)
 	}
 }
