@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/spf13/cobra"
 )
@@ -166,12 +165,4 @@ func (a *app) configCommand() *cobra.Command {
 			return err
 		},
 	}
-}
-
-func int64s(v []int64) []string {
-	out := make([]string, len(v))
-	for i, n := range v {
-		out[i] = strconv.FormatInt(n, 10)
-	}
-	return out
 }

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cmissync/cmissync/extract/sample"
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/load/moodlesim"
+	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 )
 
@@ -156,7 +156,18 @@ func (a *app) demo(ctx context.Context, dir string) error {
 		fmt.Fprintf(out, "(%d memberships of the unenrolled student still wait; they are reported each run and added once the student is enrolled.)\n", second.notEnrolled)
 	}
 	printDemoReports(out, second.reports)
-	fmt.Fprintf(out, "\nTry next: cmissync --config <file> status, with staging.dsn = %q\n", cfg.Staging.DSN)
+	// Leave a configuration for the demo's staging, so that the inspection
+	// commands can be tried on it (the simulated Moodle is gone).
+	cfgPath := filepath.Join(dir, "cmissync.toml")
+	conf := fmt.Sprintf("# The demo's staging and sample source; the simulated Moodle stopped with the demo.\n[staging]\ndsn = %q\n\n[source]\ndriver = \"sqlite\"\ndsn = %q\n\n[email]\nreport_dir = %q\n",
+		cfg.Staging.DSN, cfg.Source.DSN, cfg.Email.ReportDir)
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nTry next, on the demo's staging database:\n")
+	for _, c := range []string{"status", "audit", "plan"} {
+		fmt.Fprintf(out, "  go run ./cmd/cmissync %s --config %s\n", c, cfgPath)
+	}
 	return nil
 }
 
@@ -283,7 +294,7 @@ func printDemoMoodle(w io.Writer, s moodlesim.State, seed demoSeed) {
 		}
 		for _, g := range byCourse[id] {
 			owner := "cmissync"
-			if !strings.HasPrefix(g.IDNumber, "cmis:") {
+			if !stage.IsOwnedIDNumber(g.IDNumber) {
 				owner = "hand-made, left alone"
 			}
 			fmt.Fprintf(w, "    group    %-24q idnumber %-18s %2d members (%s)\n", g.Name, g.IDNumber, len(g.Members), owner)

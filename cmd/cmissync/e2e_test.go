@@ -14,6 +14,7 @@ import (
 	"github.com/cmissync/cmissync/extract/sample"
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/load/moodlesim"
+	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 	"github.com/cmissync/cmissync/stage/store/storetest"
 )
@@ -231,7 +232,7 @@ func (h *harness) actual() (owned map[int64][]string, handmade []string) {
 			}
 			sort.Strings(ms)
 			line := fmt.Sprintf("group %s %q members=%v", g.IDNumber, g.Name, ms)
-			if strings.HasPrefix(g.IDNumber, "cmis:") {
+			if stage.IsOwnedIDNumber(g.IDNumber) {
 				owned[cid] = append(owned[cid], line)
 			} else {
 				handmade = append(handmade, fmt.Sprintf("course %d %s", cid, line))

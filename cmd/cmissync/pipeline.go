@@ -464,6 +464,9 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	}
 	var restErrs []store.RestError
 	for _, f := range res.Failures {
+		if f.Parked {
+			f.Message += " (now parked: skipped until `cmissync retry`)"
+		}
 		out.failures = append(out.failures, report.Failure{
 			CourseID: int(f.CourseID), CourseName: f.CourseName, GroupName: f.ObjectName, GroupIDNumber: f.Object, User: f.User,
 			Function: f.Function, Params: f.Params, ErrorCode: f.ErrorCode, Exception: f.Exception, Message: f.Message,
