@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -492,5 +493,77 @@ func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPlanJSONCourseAllowListAndRetry(t *testing.T) {
+	h := newHarness(t, store.EngineSQLite, 0)
+	h.mustRun(exitOK, "extract")
+	h.mustRun(exitOK, "stage")
+	out := h.mustRun(exitOK, "plan", "--json")
+	var plan struct {
+		Courses []struct {
+			CourseID     int64 `json:"courseid"`
+			CreateGroups int   `json:"create_groups"`
+			AddMembers   int   `json:"add_members"`
+		} `json:"courses"`
+		Totals struct {
+			CreateGroupings int `json:"create_groupings"`
+			CreateGroups    int `json:"create_groups"`
+			AddMembers      int `json:"add_members"`
+		} `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("plan --json is not JSON: %v\n%s", err, out)
+	}
+	groups := 0
+	for _, m := range h.data.Mappings {
+		for _, g := range h.data.ModuleGroups {
+			if g[0] == m.ModuleCode {
+				groups++
+			}
+		}
+	}
+	if len(plan.Courses) != len(h.data.Courses) || plan.Totals.CreateGroupings != len(h.data.Mappings) || plan.Totals.CreateGroups != groups || plan.Totals.AddMembers == 0 {
+		t.Fatalf("plan = %+v, want %d courses, %d groupings, %d groups", plan, len(h.data.Courses), len(h.data.Mappings), groups)
+	}
+
+	// The allow-list limits a run to some courses and refuses others.
+	first := h.seed.courseIDs[h.data.Courses[0].ShortName]
+	second := h.seed.courseIDs[h.data.Courses[1].ShortName]
+	h.env["CMISSYNC_STAGE_COURSES"] = fmt.Sprint(first)
+	if code, _, errs := h.cmd("load", "--course", fmt.Sprint(second)); code != exitUsage || !strings.Contains(errs, "stage.courses") {
+		t.Fatalf("--course outside the allow-list: exit %d, %s", code, errs)
+	}
+	h.mustRun(exitOK, "load")
+	got, _ := h.actual()
+	if len(got) != 1 || got[first] == nil {
+		t.Fatalf("the allow-listed load touched courses %v", got)
+	}
+	delete(h.env, "CMISSYNC_STAGE_COURSES")
+
+	// An item refused park_after times is parked, reported, and retried on
+	// request: a group name Moodle refuses (markup) stands in for any
+	// permanent refusal.
+	h.env["CMISSYNC_LOAD_PARK_AFTER"] = "2"
+	if _, err := h.st.DB().Exec(`UPDATE cmis_groups_course SET name = 'G<1>' WHERE courseid = ? AND moodlegroupid IS NULL AND id = (SELECT MIN(id) FROM cmis_groups_course WHERE courseid = ? AND moodlegroupid IS NULL)`, second, second); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun(exitPartial, "load")
+	h.mustRun(exitPartial, "load")
+	_, status, _ := h.cmd("status")
+	if !strings.Contains(status, "parked 1") {
+		t.Fatalf("status does not show the parked group:\n%s", status)
+	}
+	out = h.mustRun(exitOK, "retry")
+	if !strings.Contains(out, "1 items unparked") {
+		t.Fatalf("retry: %s", out)
+	}
+	if _, err := h.st.DB().Exec(`UPDATE cmis_groups_course SET name = 'Fixed by hand' WHERE name = 'G<1>'`); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun(exitOK, "load")
+	if p, _ := h.st.Pending(context.Background()); p["cmis_groups_course.parked"] != 0 || p["cmis_groupmembers.toadd"] != 0 {
+		t.Fatalf("after retry: %v", p)
 	}
 }
