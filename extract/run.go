@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -263,7 +264,11 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 			if res.Rejected[t] <= maxLoggedBadRows {
 				tlog.WithFields(logrus.Fields{"line": line, "row": rendered, "reason": reason}).Warn("bad row")
 			}
-			bad = append(bad, store.BadRow{Source: origin, Line: line, Row: rendered, Reason: reason})
+			b := store.BadRow{Source: origin, Line: line, Row: rendered, Reason: reason, Table: t}
+			if t == store.ModuleGroups && len(raw) >= 2 {
+				b.Module, b.Group = keyPart(raw[0]), keyPart(raw[1])
+			}
+			bad = append(bad, b)
 		} else {
 			good = append(good, vals)
 		}
@@ -381,4 +386,14 @@ func (w *writer) wait() (r batchResult, ok bool) {
 func (w *writer) stop() {
 	w.wait()
 	close(w.in)
+}
+
+// keyPart is a code from a refused row as staging would hold it, or "" when
+// it could not match anything staged (invalid UTF-8, blank, too long).
+func keyPart(v string) string {
+	v = strings.TrimSpace(v)
+	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > MaxCodeLen {
+		return ""
+	}
+	return v
 }

@@ -50,6 +50,9 @@ type Counts struct {
 	Revive int64 // flagged todelete earlier, desired again
 	Drop   int64 // staged but never created in Moodle (or not owned), no longer desired
 	Rename int64 // desired under a new name
+	// Protected: not desired only because the extract refused its CMIS row
+	// (a bad group row); kept as it is rather than deleted.
+	Protected int64
 }
 
 // Result is what a stage run changed.
@@ -77,6 +80,7 @@ func (r Result) Map() map[string]int64 {
 		out[name+"_revive"] = c.Revive
 		out[name+"_drop"] = c.Drop
 		out[name+"_rename"] = c.Rename
+		out[name+"_protected"] = c.Protected
 	}
 	return out
 }
@@ -103,6 +107,19 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	}
 	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges()}
 	var res Result
+	// A group whose CMIS row the extract refused is not gone from CMIS: what
+	// cmissync made for it stays until its row is fixed.
+	refused, err := st.RejectedGroups(ctx)
+	if err != nil {
+		return res, err
+	}
+	refusedModule := map[string]bool{}
+	for k := range refused {
+		refusedModule[k[0]] = true
+	}
+	if len(refused) > 0 {
+		log.WithField("groups", len(refused)).Warn("groups whose CMIS rows were refused are kept as they are until the rows are fixed")
+	}
 
 	// Groupings.
 	dg, err := st.DesiredGroupings(ctx, opts.Filter)
@@ -123,6 +140,9 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupingRow) error {
+			if refusedModule[s.ModuleCode] && s.MoodleID != 0 {
+				return w.protect(store.TableGroupings, s.ID, s.ToDelete, &res.Groupings)
+			}
 			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groupings)
 		},
 		func(d, s store.GroupingRow) error {
@@ -154,6 +174,9 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupRow) error {
+			if refused[[2]string{s.ModuleCode, s.GroupCode}] && s.MoodleID != 0 {
+				return w.protect(store.TableGroups, s.ID, s.ToDelete, &res.Groups)
+			}
 			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groups)
 		},
 		func(d, s store.GroupRow) error {
@@ -183,6 +206,9 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.MemberRow) error {
+			if refused[[2]string{s.ModuleCode, s.GroupCode}] && !s.ToAdd {
+				return w.protect(store.TableMembers, s.ID, s.ToDelete, &res.Members)
+			}
 			if !s.Owned {
 				// The user was in the group before cmissync came to add
 				// them: not ours to remove, only to forget.
@@ -238,6 +264,17 @@ func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, c 
 		c.Delete++ // already flagged by an earlier stage
 		return nil
 	}
+	return w.maybeFlush()
+}
+
+// protect keeps a staged row that is missing from the desired state only
+// because its CMIS row was refused (clearing a deletion flagged earlier).
+func (w *writer) protect(table string, id int64, toDelete bool, c *Counts) error {
+	c.Protected++
+	if !toDelete {
+		return nil
+	}
+	w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
 	return w.maybeFlush()
 }
 

@@ -567,3 +567,49 @@ func TestPlanJSONCourseAllowListAndRetry(t *testing.T) {
 		t.Fatalf("after retry: %v", p)
 	}
 }
+
+func TestRefusedGroupRowKeepsWhatCmissyncMade(t *testing.T) {
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, engine, 0)
+			_, handmade := h.actual()
+			h.mustRun(exitOK, "run")
+			before, _ := h.actual()
+
+			// A group's title arrives mangled by a wrong client charset: the
+			// row is refused, and with it every member row of the group.
+			g := h.data.ModuleGroups[0]
+			if _, err := h.source.Exec(`UPDATE CMIS_MOODLE_V_MODULE_GROUP SET GROUP_NAME = ? WHERE MODULE_CODE = ? AND GROUP_CODE = ?`,
+				"SÃ©minaire", g[0], g[1]); err != nil {
+				t.Fatal(err)
+			}
+			h.sim.ResetCalls()
+			code, out, errs := h.cmd("run")
+			if code != exitPartial {
+				t.Fatalf("exit %d, want %d (bad rows reported)\n%s\n%s", code, exitPartial, out, errs)
+			}
+			if n := writes(h.sim); n != 0 {
+				t.Fatalf("a refused row changed Moodle: %d write calls", n)
+			}
+			after, handmadeAfter := h.actual()
+			if fmt.Sprint(after) != fmt.Sprint(before) || fmt.Sprint(handmadeAfter) != fmt.Sprint(handmade) {
+				t.Fatalf("Moodle changed after a refused row\nbefore %v\nafter  %v", render(before), render(after))
+			}
+			reports, _ := filepath.Glob(filepath.Join(h.dir, "reports", "*extract*.eml"))
+			if len(reports) != 1 {
+				t.Fatalf("extract reports: %v", reports)
+			}
+			if raw, _ := os.ReadFile(reports[0]); !bytes.Contains(raw, []byte("mangled")) {
+				t.Fatal("the extract report does not say why the row was refused")
+			}
+
+			// Fixed at the source, everything is in step again.
+			if _, err := h.source.Exec(`UPDATE CMIS_MOODLE_V_MODULE_GROUP SET GROUP_NAME = ? WHERE MODULE_CODE = ? AND GROUP_CODE = ?`, g[3], g[0], g[1]); err != nil {
+				t.Fatal(err)
+			}
+			h.mustRun(exitOK, "run")
+			h.assertMoodleMatchesCMIS(handmade)
+		})
+	}
+}

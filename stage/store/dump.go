@@ -46,6 +46,11 @@ type BadRow struct {
 	Line   int64  // row number in the source (1-based; 0 when unknown)
 	Row    string // the row as read, rendered for humans
 	Reason string
+	// Table, Module and Group locate a refused module-group row, so that
+	// stage keeps the group cmissync made for it (and its members) instead
+	// of deleting it because its CMIS row was bad. Empty when unknown.
+	Table         DumpTable
+	Module, Group string
 }
 
 // Generation is one extract being written into the shadow tables. Nothing
@@ -243,13 +248,14 @@ func (s *Store) RecordBadRows(ctx context.Context, runID string, bad []BadRow) e
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cmis_error_data_dump (run_id, source, line, rowdata, reason) VALUES (?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cmis_error_data_dump (run_id, source, line, rowdata, reason, dumptable, modulecode, groupcode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, b := range bad {
-			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, b.Row, truncate(b.Reason, 1000)); err != nil {
+			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, b.Row, truncate(b.Reason, 1000),
+				string(b.Table), truncate(b.Module, 100), truncate(b.Group, 100)); err != nil {
 				return fmt.Errorf("record bad row: %w", err)
 			}
 		}
@@ -294,7 +300,42 @@ func (g *Generation) Commit(ctx context.Context) error {
 		return err
 	}
 	g.done = true
-	return nil
+	return g.s.setMeta(ctx, metaDumpRun, g.runID)
+}
+
+// metaDumpRun names the run whose extract is the current dump.
+const metaDumpRun = "dump_run_id"
+
+func (s *Store) setMeta(ctx context.Context, name, value string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cmissync_meta WHERE name = ?`, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO cmissync_meta (name, value) VALUES (?, ?)`, name, value)
+		return wrap(err, "record %s", name)
+	})
+}
+
+// RejectedGroups returns the (module, group) keys of module-group rows the
+// extract that produced the current dump refused. Stage keeps what cmissync
+// made for them: a bad row must not delete a group and its members.
+func (s *Store) RejectedGroups(ctx context.Context) (map[[2]string]bool, error) {
+	keys, err := all(ctx, s.db, `SELECT e.modulecode, e.groupcode FROM cmis_error_data_dump e
+JOIN cmissync_meta m ON m.name = ? AND m.value = e.run_id
+WHERE e.dumptable = ? AND e.modulecode <> '' AND e.groupcode <> ''`, []any{metaDumpRun, string(ModuleGroups)},
+		func(r *sql.Rows) ([2]string, error) {
+			var k [2]string
+			err := r.Scan(&k[0], &k[1])
+			return k, err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read refused group rows: %w", err)
+	}
+	out := make(map[[2]string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out, nil
 }
 
 // copyDumps replaces each dump's rows by its shadow's in one transaction.
