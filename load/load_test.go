@@ -522,3 +522,36 @@ func TestAddRecordedOnlyAsIntentStaysOwned(t *testing.T) {
 		t.Fatalf("the member added before the crash was not removed: %+v", res)
 	}
 }
+
+func TestSameUserInTwoRolesKeepsMembershipWhileOneRoleRemains(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine, 1, 1, moodlesim.Options{})
+		ctx := context.Background()
+		// User 0010001 is listed as a student and, under the same id, as a
+		// tutor of the group.
+		gen, _ := f.st.BeginExtract(ctx, "t")
+		_, _ = gen.Insert(ctx, store.ModuleGroups, [][]string{{"MOD", "G01", "Module", "Group G01"}})
+		_, _ = gen.Insert(ctx, store.GroupMembers, [][]string{{"MOD", "G01", "0010001"}})
+		_, _ = gen.Insert(ctx, store.GroupTutors, [][]string{{"MOD", "G01", "0010001"}})
+		if err := gen.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.stage()
+		f.load()
+		// They stop being a student but stay the tutor: still a member.
+		gen, _ = f.st.BeginExtract(ctx, "t")
+		_, _ = gen.Insert(ctx, store.ModuleGroups, [][]string{{"MOD", "G01", "Module", "Group G01"}})
+		_, _ = gen.Insert(ctx, store.GroupTutors, [][]string{{"MOD", "G01", "0010001"}})
+		if err := gen.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.stage()
+		res := f.load()
+		if res.MembersRemoved != 0 || len(f.group("cmis:MOD:G01").Members) != 1 {
+			t.Fatalf("membership removed while the tutor row still wants it: %+v", res)
+		}
+		if res := f.load(); res.Writes() != 0 {
+			t.Fatalf("rerun wrote: %+v", res)
+		}
+	})
+}

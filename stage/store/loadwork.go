@@ -253,11 +253,16 @@ func (s *Store) MembersToAdd(ctx context.Context, f Filter) ([]MemberWork, error
 
 // MembersToRemove lists memberships flagged todelete in groups that stay
 // (members of groups being deleted go with their group). Memberships
-// cmissync does not own are included: load drops their rows without
-// touching Moodle.
+// cmissync does not own are included, and so are those another staged row
+// still wants (the same Moodle user in the group in another role): both
+// come back with Owned false, so load drops their rows without touching
+// Moodle.
 func (s *Store) MembersToRemove(ctx context.Context, f Filter) ([]MemberWork, error) {
 	where, args := f.clause("m.courseid")
-	return all(ctx, s.db, memberWorkSQL+`m.todelete = 1 AND m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
+	q := strings.Replace(memberWorkSQL, "m.owned, m.parked", `CASE WHEN m.owned = 1 AND NOT EXISTS (SELECT 1 FROM cmis_groupmembers o
+  WHERE o.courseid = m.courseid AND o.modulecode = m.modulecode AND o.groupcode = m.groupcode
+    AND o.moodleuserid = m.moodleuserid AND o.id <> m.id AND o.todelete = 0) THEN 1 ELSE 0 END, m.parked`, 1)
+	return all(ctx, s.db, q+`m.todelete = 1 AND m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
 }
 
 // OwnedMembersOfGroups lists the owned, added memberships of the given
