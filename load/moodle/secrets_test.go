@@ -147,7 +147,13 @@ func TestTokenNeverShown(t *testing.T) {
 		}},
 		{"cancelled", func(t *testing.T) error {
 			ctx, cancel := context.WithCancel(context.Background())
-			c := client(t, func(w http.ResponseWriter, r *http.Request) { cancel(); w.WriteHeader(500) },
+			// Cancel, then answer nothing until the client has gone, so
+			// the attempt always ends in cancellation.
+			c := client(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body) // lets the server notice the client leaving
+				cancel()
+				<-r.Context().Done()
+			},
 				func(o *moodle.Options) { o.Retries = 5; o.RetryWait = time.Hour })
 			return c.AddMembers(ctx, members)
 		}},
