@@ -35,6 +35,7 @@ const (
 var RequiredFunctions = []string{
 	FnSiteInfo, FnCreateGroupings, FnCreateGroups, FnAssignGrouping, FnAddMembers, FnDeleteMembers,
 	FnDeleteGroups, FnDeleteGroupings, FnCourseGroups, FnCourseGroupings, FnGroupMembers, FnEnrolledUsers,
+	FnUpdateGroups, FnUpdateGroupings,
 }
 
 // SiteInfo is the answer of core_webservice_get_site_info.
