@@ -21,9 +21,12 @@
 // (invalidtoken), then the function (invalidrecord on external_functions, then
 // accessexception when the function is not in the token's service), then
 // validate_parameters (invalidparameter), then the function itself. Every
-// function runs as one transaction: all of its entries are applied to a staged
-// copy of the site, and any error discards the copy, so nothing of a failed
-// call is applied.
+// function runs as one transaction: its entries are applied one by one while
+// an undo journal records the inverse of each change, and any error replays
+// the journal backwards, so nothing of a failed call is applied (the id
+// counters aside: like InnoDB's auto-increment, a rolled-back call does not
+// give back the ids it took). A call costs what it touches, not the size of
+// the site.
 //
 // Implemented functions: core_group_create_groups, core_group_update_groups,
 // core_group_delete_groups, core_group_get_groups, core_group_get_course_groups,

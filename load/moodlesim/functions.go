@@ -18,8 +18,8 @@ const (
 	fixedTime = 1735689600
 )
 
-// callCtx is what a web-service function sees: the staged state of its
-// transaction and the request's settings.
+// callCtx is what a web-service function sees: the site's state (in a
+// transaction for a write function) and the request's settings.
 type callCtx struct {
 	s       *Server
 	st      *state
@@ -34,7 +34,7 @@ type wsFunc struct {
 	component string
 	params    *singleDesc
 	returns   desc // nil: the function returns nothing (JSON null)
-	write     bool // runs in a transaction on a staged copy
+	write     bool // runs in a transaction, rolled back on error
 	run       func(c *callCtx, p map[string]any) (any, *wsError)
 }
 
@@ -526,9 +526,8 @@ func createGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if err := tooLong("groups", fields, groupLimits); err != nil {
 			return nil, err
 		}
-		r.id = c.st.nextGroup
-		c.st.nextGroup++
-		c.st.groups[r.id] = r
+		r.id = c.st.newGroupID()
+		c.st.insertGroup(r)
 		o := map[string]any{
 			"id": r.id, "courseid": courseID, "name": r.name, "description": r.description,
 			"descriptionformat": format, "enrolmentkey": strOrEmpty(r.enrolmentkey), "idnumber": r.idnumber,
@@ -606,21 +605,23 @@ func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if err := tooLong("groups", fields, groupLimits); err != nil {
 			return nil, err
 		}
-		cur.name = newName
-		cur.descformat = format
-		if hasDesc {
-			cur.description = desc
-		}
-		if hasIdn {
-			cur.idnumber = idn
-		}
-		if hasKey {
-			cur.enrolmentkey = &key
-		}
-		cur.visibility = vis
-		if hasPart {
-			cur.participation = part
-		}
+		c.st.editGroup(cur, func(cur *groupRec) {
+			cur.name = newName
+			cur.descformat = format
+			if hasDesc {
+				cur.description = desc
+			}
+			if hasIdn {
+				cur.idnumber = idn
+			}
+			if hasKey {
+				cur.enrolmentkey = &key
+			}
+			cur.visibility = vis
+			if hasPart {
+				cur.participation = part
+			}
+		})
 	}
 	return nil, nil
 }
@@ -715,9 +716,9 @@ func changeMembers(c *callCtx, members any, add bool) (any, *wsError) {
 			if !c.st.enrolled(g.courseid, uid) {
 				return nil, invalidParam("Only enrolled users may be members of groups")
 			}
-			g.members[uid] = true
+			c.st.addMember(g, uid)
 		} else {
-			delete(g.members, uid)
+			c.st.removeMember(g, uid)
 		}
 	}
 	return nil, nil
@@ -760,9 +761,8 @@ func createGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if err := tooLong("groupings", fields, groupLimits); err != nil {
 			return nil, err
 		}
-		r.id = c.st.nextGrouping
-		c.st.nextGrouping++
-		c.st.groupings[r.id] = r
+		r.id = c.st.newGroupingID()
+		c.st.insertGrouping(r)
 		o["id"] = r.id
 		if cf, ok := g["customfields"]; ok {
 			o["customfields"] = cf
@@ -806,12 +806,15 @@ func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if err := tooLong("groupings", fields, groupLimits); err != nil {
 			return nil, err
 		}
-		cur.name = newName
-		cur.description = g["description"].(string)
-		cur.descformat = format
-		if hasIdn {
-			cur.idnumber = idn
-		}
+		desc := g["description"].(string)
+		c.st.editGrouping(cur, func(cur *groupingRec) {
+			cur.name = newName
+			cur.description = desc
+			cur.descformat = format
+			if hasIdn {
+				cur.idnumber = idn
+			}
+		})
 	}
 	return nil, nil
 }
@@ -893,9 +896,9 @@ func assignGrouping(c *callCtx, items any, assign bool) (any, *wsError) {
 			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", ging.courseid)
 		}
 		if assign {
-			ging.groups[gid] = true
+			c.st.assignGroup(ging, gid)
 		} else {
-			delete(ging.groups, gid)
+			c.st.unassignGroup(ging, gid)
 		}
 	}
 	return nil, nil

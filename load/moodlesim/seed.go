@@ -119,11 +119,16 @@ func (s *Server) LoadSeed(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.st.clone()
-	if err := st.applySeed(&f); err != nil {
+	// A bad seed leaves the site unchanged, id counters included.
+	ids := s.st.idCounters
+	s.st.begin()
+	defer s.st.rollback() // does nothing after the commit
+	if err := s.st.applySeed(&f); err != nil {
+		s.st.rollback()
+		s.st.idCounters = ids
 		return fmt.Errorf("moodlesim: seed: %w", err)
 	}
-	s.st = st
+	s.st.commit()
 	return nil
 }
 
@@ -133,14 +138,14 @@ func (st *state) applySeed(f *seedFile) error {
 		if err != nil {
 			return fmt.Errorf("courses[%d]: %w", i, err)
 		}
-		st.courses[id] = &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber}
+		st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber})
 	}
 	for i, u := range f.Users {
 		id, err := st.takeID(&st.nextUser, u.ID, func(id int) bool { return st.users[id] != nil })
 		if err != nil {
 			return fmt.Errorf("users[%d]: %w", i, err)
 		}
-		st.users[id] = &userRec{id: id, username: u.Username, idnumber: u.IDNumber, email: u.Email, firstname: u.FirstName, lastname: u.LastName}
+		st.insertUser(&userRec{id: id, username: u.Username, idnumber: u.IDNumber, email: u.Email, firstname: u.FirstName, lastname: u.LastName})
 	}
 	for i, e := range f.Enrolments {
 		cid, err := st.resolveCourse(e.Course)

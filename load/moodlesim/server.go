@@ -495,19 +495,18 @@ func (s *Server) execute(req *request) (*wsFunc, *onode, *wsError) {
 	defer s.mu.Unlock()
 	c := &callCtx{s: s, st: s.st, raw: req.raw, siteURL: req.siteURL}
 	if f.write {
-		c.st = s.st.clone()
+		// On an error (or a panic) the deferred rollback undoes the call's
+		// changes before the lock is released; like InnoDB's auto-increment
+		// the id counters are not rolled back. After commit it does nothing.
+		s.st.begin()
+		defer s.st.rollback()
 	}
 	result, werr := f.run(c, params)
 	if werr != nil {
-		if f.write {
-			// The transaction rolls back, but like InnoDB's auto-increment the
-			// id counters do not.
-			s.st.nextGroup, s.st.nextGrouping = c.st.nextGroup, c.st.nextGrouping
-		}
 		return nil, nil, werr
 	}
 	if f.write {
-		s.st = c.st // commit
+		s.st.commit()
 	}
 	if f.returns == nil {
 		return f, nil, nil

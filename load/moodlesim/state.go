@@ -103,71 +103,49 @@ type groupingRec struct {
 	groups                      map[int]bool
 }
 
-// state is the site's data. A web-service call works on a clone and the clone
-// replaces the original only when the call succeeds.
-type state struct {
-	courses      map[int]*courseRec
-	users        map[int]*userRec
-	enrol        map[int]map[int]bool // course -> users
-	groups       map[int]*groupRec
-	groupings    map[int]*groupingRec
+// idCounters are the next ids to hand out. Unlike the records they are
+// changed directly and not journaled: a rolled-back call does not give its
+// ids back, as with InnoDB's auto-increment counters.
+type idCounters struct {
 	nextCourse   int
 	nextUser     int
 	nextGroup    int
 	nextGrouping int
 }
 
+// state is the site's data, with indexes that keep lookups proportional to a
+// course rather than to the site. Every change goes through the methods of
+// txn.go, which keep the indexes in step and journal the change while a
+// transaction is open: a web-service write call changes the live state and
+// rolls back what it changed when it fails.
+type state struct {
+	courses   map[int]*courseRec
+	users     map[int]*userRec
+	enrol     map[int]map[int]bool // course -> users; no empty sets
+	groups    map[int]*groupRec
+	groupings map[int]*groupingRec
+	idCounters
+
+	courseGroups    map[int]map[int]bool // course -> its groups; no empty sets
+	courseGroupings map[int]map[int]bool // course -> its groupings; no empty sets
+	groupGroupings  map[int]map[int]bool // group -> groupings it is assigned to; no empty sets
+
+	inTx bool     // a transaction is open
+	undo []func() // the open transaction's inverse changes, oldest first
+}
+
 func newState() *state {
 	return &state{
-		courses:      map[int]*courseRec{},
-		users:        map[int]*userRec{},
-		enrol:        map[int]map[int]bool{},
-		groups:       map[int]*groupRec{},
-		groupings:    map[int]*groupingRec{},
-		nextCourse:   firstCourseID,
-		nextUser:     firstUserID,
-		nextGroup:    firstGroupID,
-		nextGrouping: firstGroupID,
+		courses:         map[int]*courseRec{},
+		users:           map[int]*userRec{},
+		enrol:           map[int]map[int]bool{},
+		groups:          map[int]*groupRec{},
+		groupings:       map[int]*groupingRec{},
+		idCounters:      idCounters{nextCourse: firstCourseID, nextUser: firstUserID, nextGroup: firstGroupID, nextGrouping: firstGroupID},
+		courseGroups:    map[int]map[int]bool{},
+		courseGroupings: map[int]map[int]bool{},
+		groupGroupings:  map[int]map[int]bool{},
 	}
-}
-
-func copySet(m map[int]bool) map[int]bool {
-	out := make(map[int]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
-}
-
-func (st *state) clone() *state {
-	c := *st
-	c.courses = make(map[int]*courseRec, len(st.courses))
-	for id, r := range st.courses {
-		cp := *r
-		c.courses[id] = &cp
-	}
-	c.users = make(map[int]*userRec, len(st.users))
-	for id, r := range st.users {
-		cp := *r
-		c.users[id] = &cp
-	}
-	c.enrol = make(map[int]map[int]bool, len(st.enrol))
-	for id, m := range st.enrol {
-		c.enrol[id] = copySet(m)
-	}
-	c.groups = make(map[int]*groupRec, len(st.groups))
-	for id, r := range st.groups {
-		cp := *r
-		cp.members = copySet(r.members)
-		c.groups[id] = &cp
-	}
-	c.groupings = make(map[int]*groupingRec, len(st.groupings))
-	for id, r := range st.groupings {
-		cp := *r
-		cp.groups = copySet(r.groups)
-		c.groupings[id] = &cp
-	}
-	return &c
 }
 
 // sqlEq compares two strings as MariaDB's utf8mb4_unicode_ci does for "=":
@@ -204,8 +182,8 @@ func sortedKeys(m map[int]bool) []int {
 func (st *state) enrolled(courseID, userID int) bool { return st.enrol[courseID][userID] }
 
 func (st *state) groupNameTaken(courseID int, name string) bool {
-	for _, g := range st.groups {
-		if g.courseid == courseID && sqlEq(g.name, name) {
+	for id := range st.courseGroups[courseID] {
+		if sqlEq(st.groups[id].name, name) {
 			return true
 		}
 	}
@@ -213,8 +191,8 @@ func (st *state) groupNameTaken(courseID int, name string) bool {
 }
 
 func (st *state) groupingNameTaken(courseID int, name string) bool {
-	for _, g := range st.groupings {
-		if g.courseid == courseID && sqlEq(g.name, name) {
+	for id := range st.courseGroupings[courseID] {
+		if sqlEq(st.groupings[id].name, name) {
 			return true
 		}
 	}
@@ -251,10 +229,8 @@ func (st *state) groupingByIDNumber(courseID int, idnumber string) *groupingRec 
 // does (ORDER BY name under a case-insensitive collation), then by id.
 func (st *state) groupIDs(courseID int) []int {
 	var ids []int
-	for id, g := range st.groups {
-		if g.courseid == courseID {
-			ids = append(ids, id)
-		}
+	for id := range st.courseGroups[courseID] {
+		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool {
 		a, b := st.groups[ids[i]], st.groups[ids[j]]
@@ -268,10 +244,8 @@ func (st *state) groupIDs(courseID int) []int {
 
 func (st *state) groupingIDs(courseID int) []int {
 	var ids []int
-	for id, g := range st.groupings {
-		if g.courseid == courseID {
-			ids = append(ids, id)
-		}
+	for id := range st.courseGroupings[courseID] {
+		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool {
 		a, b := st.groupings[ids[i]], st.groupings[ids[j]]
@@ -283,55 +257,6 @@ func (st *state) groupingIDs(courseID int) []int {
 	return ids
 }
 
-// deleteGroup is groups_delete_group(): grouping links, members, the group.
-func (st *state) deleteGroup(id int) {
-	for _, gg := range st.groupings {
-		delete(gg.groups, id)
-	}
-	delete(st.groups, id)
-}
-
-// deleteGrouping is groups_delete_grouping(); the groups stay.
-func (st *state) deleteGrouping(id int) { delete(st.groupings, id) }
-
-func (st *state) unenrol(courseID, userID int) {
-	if m := st.enrol[courseID]; m != nil {
-		delete(m, userID)
-		if len(m) == 0 {
-			delete(st.enrol, courseID)
-		}
-	}
-	for _, g := range st.groups {
-		if g.courseid == courseID {
-			delete(g.members, userID)
-		}
-	}
-}
-
-func (st *state) enrolUser(courseID, userID int) {
-	m := st.enrol[courseID]
-	if m == nil {
-		m = map[int]bool{}
-		st.enrol[courseID] = m
-	}
-	m[userID] = true
-}
-
-func (st *state) deleteCourse(id int) {
-	for gid, g := range st.groups {
-		if g.courseid == id {
-			st.deleteGroup(gid)
-		}
-	}
-	for gid, g := range st.groupings {
-		if g.courseid == id {
-			delete(st.groupings, gid)
-		}
-	}
-	delete(st.enrol, id)
-	delete(st.courses, id)
-}
-
 // checkGroupFields applies the rules Moodle's group form and database
 // enforce on a new or renamed group; exceptID is the group being renamed.
 func (st *state) checkGroupFields(courseID int, name, idnumber string, exceptID int) error {
@@ -341,8 +266,8 @@ func (st *state) checkGroupFields(courseID int, name, idnumber string, exceptID 
 	if utf8.RuneCountInString(name) > maxGroupName || utf8.RuneCountInString(idnumber) > maxGroupIDNumber {
 		return fmt.Errorf("%w: group name or idnumber too long", ErrInvalid)
 	}
-	for _, g := range st.groups {
-		if g.courseid == courseID && g.id != exceptID && sqlEq(g.name, name) {
+	for id := range st.courseGroups[courseID] {
+		if g := st.groups[id]; g.id != exceptID && sqlEq(g.name, name) {
 			return fmt.Errorf("%w: group name %q already used in course %d", ErrConflict, name, courseID)
 		}
 	}
@@ -391,8 +316,8 @@ func (st *state) addGroup(g Group) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	st.groups[id] = &groupRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
-		description: g.Description, descformat: formatHTML, participation: true, members: members}
+	st.insertGroup(&groupRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
+		description: g.Description, descformat: formatHTML, participation: true, members: members})
 	return id, nil
 }
 
@@ -422,8 +347,8 @@ func (st *state) addGrouping(g Grouping, sameCourse bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	st.groupings[id] = &groupingRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
-		description: g.Description, descformat: formatHTML, groups: groups}
+	st.insertGrouping(&groupingRec{id: id, courseid: g.CourseID, name: name, idnumber: idnumber,
+		description: g.Description, descformat: formatHTML, groups: groups})
 	return id, nil
 }
 
@@ -480,7 +405,7 @@ func (s *Server) AddCourse(c Course) int {
 	defer s.mu.Unlock()
 	id := s.st.nextCourse
 	s.st.nextCourse++
-	s.st.courses[id] = &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber}
+	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber})
 	return id
 }
 
@@ -490,7 +415,7 @@ func (s *Server) AddUser(u User) int {
 	defer s.mu.Unlock()
 	id := s.st.nextUser
 	s.st.nextUser++
-	s.st.users[id] = &userRec{id: id, username: u.Username, idnumber: u.IDNumber, email: u.Email, firstname: u.FirstName, lastname: u.LastName}
+	s.st.insertUser(&userRec{id: id, username: u.Username, idnumber: u.IDNumber, email: u.Email, firstname: u.FirstName, lastname: u.LastName})
 	return id
 }
 
@@ -568,7 +493,7 @@ func (s *Server) RenameGroup(id int, name string) error {
 	if err := s.st.checkGroupFields(g.courseid, name, "", id); err != nil {
 		return err
 	}
-	g.name = name
+	s.st.editGroup(g, func(g *groupRec) { g.name = name })
 	return nil
 }
 
@@ -610,7 +535,7 @@ func (s *Server) AddMember(groupID, userID int) error {
 	if !s.st.enrolled(g.courseid, userID) {
 		return fmt.Errorf("%w: user %d, course %d", ErrNotEnrolled, userID, g.courseid)
 	}
-	g.members[userID] = true
+	s.st.addMember(g, userID)
 	return nil
 }
 
@@ -622,7 +547,7 @@ func (s *Server) RemoveMember(groupID, userID int) error {
 	if g == nil {
 		return fmt.Errorf("%w: group %d", ErrNotFound, groupID)
 	}
-	delete(g.members, userID)
+	s.st.removeMember(g, userID)
 	return nil
 }
 

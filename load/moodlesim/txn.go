@@ -1,0 +1,268 @@
+package moodlesim
+
+// Transactions and every change to the site's data.
+//
+// A web-service write call (and LoadSeed) runs as a transaction on the live
+// state: each change below records its inverse in an undo journal, commit
+// drops the journal and rollback replays it backwards. A call therefore costs
+// what it touches, not the size of the site. Outside this file nothing
+// assigns to a state's maps, to the sets they hold or to a stored record's
+// fields, except in the edit functions given to editGroup and editGrouping
+// (and the id counters, see idCounters): a change made elsewhere would not be
+// undone by a rollback.
+
+// begin starts a transaction: from now on every change records its inverse.
+func (st *state) begin() {
+	if st.inTx {
+		panic("moodlesim: nested transaction")
+	}
+	st.inTx, st.undo = true, nil
+}
+
+// commit ends the transaction and keeps its changes.
+func (st *state) commit() { st.inTx, st.undo = false, nil }
+
+// rollback undoes every change of the transaction in progress, newest first,
+// and ends it; outside a transaction it does nothing, so that it can be
+// deferred and follow a commit. The id counters keep their values, as
+// InnoDB's auto-increment counters do.
+func (st *state) rollback() {
+	if !st.inTx {
+		return
+	}
+	undo := st.undo
+	st.inTx, st.undo = false, nil // the inverses themselves record nothing
+	for i := len(undo) - 1; i >= 0; i-- {
+		undo[i]()
+	}
+}
+
+// record adds the inverse of a change just made to the journal of the
+// transaction in progress, if any.
+func (st *state) record(inverse func()) {
+	if st.inTx {
+		st.undo = append(st.undo, inverse)
+	}
+}
+
+// addTo adds v to the set idx[k], creating the set if needed.
+func addTo(idx map[int]map[int]bool, k, v int) {
+	m := idx[k]
+	if m == nil {
+		m = map[int]bool{}
+		idx[k] = m
+	}
+	m[v] = true
+}
+
+// removeFrom removes v from the set idx[k] and drops the set once empty.
+func removeFrom(idx map[int]map[int]bool, k, v int) {
+	if m := idx[k]; m != nil {
+		delete(m, v)
+		if len(m) == 0 {
+			delete(idx, k)
+		}
+	}
+}
+
+// newGroupID takes the next group id. Counters are not journaled: a rolled
+// back call does not give its ids back.
+func (st *state) newGroupID() int {
+	id := st.nextGroup
+	st.nextGroup++
+	return id
+}
+
+// newGroupingID takes the next grouping id, as newGroupID does.
+func (st *state) newGroupingID() int {
+	id := st.nextGrouping
+	st.nextGrouping++
+	return id
+}
+
+// insertCourse stores a new course record.
+func (st *state) insertCourse(c *courseRec) {
+	st.courses[c.id] = c
+	st.record(func() { delete(st.courses, c.id) })
+}
+
+// insertUser stores a new user record.
+func (st *state) insertUser(u *userRec) {
+	st.users[u.id] = u
+	st.record(func() { delete(st.users, u.id) })
+}
+
+// enrolUser enrols a user in a course (a no-op if already enrolled).
+func (st *state) enrolUser(courseID, userID int) {
+	if st.enrolled(courseID, userID) {
+		return
+	}
+	addTo(st.enrol, courseID, userID)
+	st.record(func() { removeFrom(st.enrol, courseID, userID) })
+}
+
+// unenrol removes a user's enrolment and the user's memberships in the
+// course's groups.
+func (st *state) unenrol(courseID, userID int) {
+	if st.enrolled(courseID, userID) {
+		removeFrom(st.enrol, courseID, userID)
+		st.record(func() { addTo(st.enrol, courseID, userID) })
+	}
+	for gid := range st.courseGroups[courseID] {
+		st.removeMember(st.groups[gid], userID)
+	}
+}
+
+// deleteCourse deletes a course with its groups, groupings, memberships and
+// enrolments.
+func (st *state) deleteCourse(id int) {
+	for _, gid := range sortedKeys(st.courseGroups[id]) {
+		st.deleteGroup(gid)
+	}
+	for _, gid := range sortedKeys(st.courseGroupings[id]) {
+		st.deleteGrouping(gid)
+	}
+	if users := st.enrol[id]; users != nil {
+		delete(st.enrol, id)
+		st.record(func() { st.enrol[id] = users })
+	}
+	if c := st.courses[id]; c != nil {
+		delete(st.courses, id)
+		st.record(func() { st.courses[id] = c })
+	}
+}
+
+// insertGroup stores a new group record, members included.
+func (st *state) insertGroup(g *groupRec) {
+	st.groups[g.id] = g
+	addTo(st.courseGroups, g.courseid, g.id)
+	st.record(func() {
+		delete(st.groups, g.id)
+		removeFrom(st.courseGroups, g.courseid, g.id)
+	})
+}
+
+// editGroup applies edit to a group's fields. edit must not change the
+// group's id, course or member set (use addMember and removeMember).
+func (st *state) editGroup(g *groupRec, edit func(g *groupRec)) {
+	old := *g
+	edit(g)
+	st.record(func() { *g = old })
+}
+
+// deleteGroup is groups_delete_group(): grouping links, members, the group.
+// The record keeps its members, so that a rollback can put it back as is.
+func (st *state) deleteGroup(id int) {
+	g := st.groups[id]
+	if g == nil {
+		return
+	}
+	links := st.groupGroupings[id]
+	for gingID := range links {
+		delete(st.groupings[gingID].groups, id)
+	}
+	delete(st.groupGroupings, id)
+	delete(st.groups, id)
+	removeFrom(st.courseGroups, g.courseid, id)
+	st.record(func() {
+		st.groups[id] = g
+		addTo(st.courseGroups, g.courseid, id)
+		if links != nil {
+			st.groupGroupings[id] = links
+			for gingID := range links {
+				st.groupings[gingID].groups[id] = true
+			}
+		}
+	})
+}
+
+// addMember adds a user to a group (a no-op if already a member).
+func (st *state) addMember(g *groupRec, userID int) {
+	if g.members[userID] {
+		return
+	}
+	g.members[userID] = true
+	st.record(func() { delete(g.members, userID) })
+}
+
+// removeMember removes a user from a group (a no-op if not a member).
+func (st *state) removeMember(g *groupRec, userID int) {
+	if !g.members[userID] {
+		return
+	}
+	delete(g.members, userID)
+	st.record(func() { g.members[userID] = true })
+}
+
+// insertGrouping stores a new grouping record with its groups, which must
+// exist.
+func (st *state) insertGrouping(g *groupingRec) {
+	st.groupings[g.id] = g
+	addTo(st.courseGroupings, g.courseid, g.id)
+	for gid := range g.groups {
+		addTo(st.groupGroupings, gid, g.id)
+	}
+	st.record(func() {
+		for gid := range g.groups {
+			removeFrom(st.groupGroupings, gid, g.id)
+		}
+		removeFrom(st.courseGroupings, g.courseid, g.id)
+		delete(st.groupings, g.id)
+	})
+}
+
+// editGrouping applies edit to a grouping's fields. edit must not change the
+// grouping's id, course or group set (use assignGroup and unassignGroup).
+func (st *state) editGrouping(g *groupingRec, edit func(g *groupingRec)) {
+	old := *g
+	edit(g)
+	st.record(func() { *g = old })
+}
+
+// deleteGrouping is groups_delete_grouping(); the groups stay. The record
+// keeps its group set, so that a rollback can put it back as is.
+func (st *state) deleteGrouping(id int) {
+	g := st.groupings[id]
+	if g == nil {
+		return
+	}
+	for gid := range g.groups {
+		removeFrom(st.groupGroupings, gid, id)
+	}
+	removeFrom(st.courseGroupings, g.courseid, id)
+	delete(st.groupings, id)
+	st.record(func() {
+		st.groupings[id] = g
+		addTo(st.courseGroupings, g.courseid, id)
+		for gid := range g.groups {
+			addTo(st.groupGroupings, gid, id)
+		}
+	})
+}
+
+// assignGroup links a group, which must exist, to a grouping (a no-op if
+// already linked).
+func (st *state) assignGroup(g *groupingRec, groupID int) {
+	if g.groups[groupID] {
+		return
+	}
+	g.groups[groupID] = true
+	addTo(st.groupGroupings, groupID, g.id)
+	st.record(func() {
+		delete(g.groups, groupID)
+		removeFrom(st.groupGroupings, groupID, g.id)
+	})
+}
+
+// unassignGroup unlinks a group from a grouping (a no-op if not linked).
+func (st *state) unassignGroup(g *groupingRec, groupID int) {
+	if !g.groups[groupID] {
+		return
+	}
+	delete(g.groups, groupID)
+	removeFrom(st.groupGroupings, groupID, g.id)
+	st.record(func() {
+		g.groups[groupID] = true
+		addTo(st.groupGroupings, groupID, g.id)
+	})
+}
