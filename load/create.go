@@ -39,18 +39,15 @@ func (l *loader) createGroupings(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ts []target
-	for _, r := range keep(l, rows, func(r store.GroupingRow) int64 { return r.CourseID }) {
-		if !l.adopting[rowKey{store.TableGroupings, r.ID}] {
-			ts = append(ts, l.target(store.TableGroupings, "grouping", r.ID, r.CourseID, r.IDNumber, r.Name))
+	ts := targetsOf(l, store.TableGroupings, "grouping", rows, func(r store.GroupingRow) target {
+		return target{rowID: r.ID, courseID: r.CourseID, idnumber: r.IDNumber, name: r.Name}
+	})
+	return l.create(ctx, ts, moodle.FnCreateGroupings, moodle.VarsPerNewGrouping, func(ctx context.Context, gs []moodle.Group) ([]int64, error) {
+		in := make([]moodle.Grouping, len(gs))
+		for i, g := range gs {
+			in[i] = moodle.Grouping{CourseID: g.CourseID, Name: g.Name, IDNumber: g.IDNumber, Description: g.Description}
 		}
-	}
-	return l.create(ctx, ts, moodle.FnCreateGroupings, moodle.VarsPerNewGrouping, func(ctx context.Context, b []target) ([]int64, error) {
-		gs := make([]moodle.Grouping, len(b))
-		for i, t := range b {
-			gs[i] = moodle.Grouping{CourseID: t.courseID, Name: t.name, IDNumber: t.idnumber, Description: description}
-		}
-		out, err := l.mc.CreateGroupings(ctx, gs)
+		out, err := l.mc.CreateGroupings(ctx, in)
 		ids := make([]int64, len(out))
 		for i, g := range out {
 			ids[i] = g.ID
@@ -64,17 +61,10 @@ func (l *loader) createGroups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ts []target
-	for _, r := range keep(l, rows, func(r store.GroupRow) int64 { return r.CourseID }) {
-		if !l.adopting[rowKey{store.TableGroups, r.ID}] {
-			ts = append(ts, l.target(store.TableGroups, "group", r.ID, r.CourseID, r.IDNumber, r.Name))
-		}
-	}
-	return l.create(ctx, ts, moodle.FnCreateGroups, moodle.VarsPerNewGroup, func(ctx context.Context, b []target) ([]int64, error) {
-		gs := make([]moodle.Group, len(b))
-		for i, t := range b {
-			gs[i] = moodle.Group{CourseID: t.courseID, Name: t.name, IDNumber: t.idnumber, Description: description}
-		}
+	ts := targetsOf(l, store.TableGroups, "group", rows, func(r store.GroupRow) target {
+		return target{rowID: r.ID, courseID: r.CourseID, idnumber: r.IDNumber, name: r.Name}
+	})
+	return l.create(ctx, ts, moodle.FnCreateGroups, moodle.VarsPerNewGroup, func(ctx context.Context, gs []moodle.Group) ([]int64, error) {
 		out, err := l.mc.CreateGroups(ctx, gs)
 		ids := make([]int64, len(out))
 		for i, g := range out {
@@ -84,13 +74,25 @@ func (l *loader) createGroups(ctx context.Context) error {
 	}, &l.res.GroupsCreated)
 }
 
-func (l *loader) target(table, object string, rowID, course int64, idnumber, name string) target {
+// targetsOf turns staged rows flagged toadd into targets to create: rows of
+// courses skipped this run, and rows being adopted instead, are left out,
+// and a name chosen by reconcile (after a clash) replaces the wanted one.
+func targetsOf[T any](l *loader, table, object string, rows []T, of func(T) target) []target {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n, ok := l.createName[rowKey{table, rowID}]; ok {
-		name = n
+	var ts []target
+	for _, r := range rows {
+		t := of(r)
+		if l.skip[t.courseID] || l.adopting[rowKey{table, t.rowID}] {
+			continue
+		}
+		t.table, t.object = table, object
+		if n, ok := l.createName[rowKey{table, t.rowID}]; ok {
+			t.name = n
+		}
+		ts = append(ts, t)
 	}
-	return target{table: table, object: object, rowID: rowID, courseID: course, idnumber: idnumber, name: name}
+	return ts
 }
 
 func (t target) form() *moodle.Form {
@@ -101,12 +103,19 @@ func (t target) form() *moodle.Form {
 }
 
 // create sends targets in batches and records each created one.
-func (l *loader) create(ctx context.Context, ts []target, function string, vars int, send func(context.Context, []target) ([]int64, error), counter *int64) error {
+func (l *loader) create(ctx context.Context, ts []target, function string, vars int, send func(context.Context, []moodle.Group) ([]int64, error), counter *int64) error {
 	table := ""
 	if len(ts) > 0 {
 		table = ts[0].table
 	}
-	return batches(ctx, l.opts.Concurrency, ts, l.mc.Capacity(vars), send,
+	return batches(ctx, l.opts.Concurrency, ts, l.mc.Capacity(vars),
+		func(ctx context.Context, b []target) ([]int64, error) {
+			gs := make([]moodle.Group, len(b))
+			for i, t := range b {
+				gs[i] = moodle.Group{CourseID: t.courseID, Name: t.name, IDNumber: t.idnumber, Description: description}
+			}
+			return send(ctx, gs)
+		},
 		func(b []target, ids []int64) error {
 			done := make([]store.Created, len(b))
 			audit := make([]store.AuditEntry, len(b))
