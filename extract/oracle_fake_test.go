@@ -127,7 +127,7 @@ func TestFakeOracle(t *testing.T) {
 		store.GroupTutors:  {"COMP1001|SEM01|S000001"},
 	}
 	for tb, w := range want {
-		got := readDump(t, st, tb)
+		got := storetest.DumpRows(t, st, tb)
 		if strings.Join(got, "\n") != strings.Join(w, "\n") {
 			t.Errorf("%s:\n%s\nwant:\n%s", tb, strings.Join(got, "\n"), strings.Join(w, "\n"))
 		}
@@ -172,30 +172,4 @@ func TestFakeOracleMissingView(t *testing.T) {
 	if advice := strings.Join(extract.Advice(err), " "); !strings.Contains(advice, "GRANT SELECT") {
 		t.Errorf("advice %q", advice)
 	}
-}
-
-func readDump(t *testing.T, st *store.Store, tb store.DumpTable) []string {
-	t.Helper()
-	cols := tb.Columns()
-	rows, err := st.DB().Query("SELECT " + strings.Join(cols, ", ") + " FROM " + string(tb) + " ORDER BY " + strings.Join(cols, ", "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals := make([]string, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, strings.Join(vals, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -137,25 +137,7 @@ func (h *harness) expected() map[int64][]string {
 	h.t.Helper()
 	ctx := context.Background()
 	q := func(query string, args ...any) [][]string {
-		rows, err := h.source.QueryContext(ctx, query, args...)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		var out [][]string
-		for rows.Next() {
-			vals := make([]string, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				h.t.Fatal(err)
-			}
-			out = append(out, vals)
-		}
-		return out
+		return storetest.QueryStrings(h.t, h.source, query, args...)
 	}
 	state := h.sim.State()
 	enrolled := map[[2]int64]bool{}

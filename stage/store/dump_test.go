@@ -47,33 +47,6 @@ func eachWritePath(t *testing.T, fn func(t *testing.T, st *store.Store, begin fu
 }
 
 // readTable returns a dump table's rows, sorted, each joined with "|".
-func readTable(t *testing.T, st *store.Store, table store.DumpTable) []string {
-	t.Helper()
-	cols := table.Columns()
-	rows, err := st.DB().Query("SELECT " + strings.Join(cols, ", ") + " FROM " + string(table))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals := make([]string, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, strings.Join(vals, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // awkward holds values that a text transfer could get wrong.
 var awkward = [][]string{
 	{"MOD", "G1", "tab\there", "line\nbreak"},
@@ -128,7 +101,7 @@ func TestInsertKeepsValuesAndSkipsDuplicates(t *testing.T) {
 		}
 		want = append(want, "MOD|G6||")
 		sort.Strings(want)
-		got := readTable(t, st, store.ModuleGroups)
+		got := storetest.DumpRows(t, st, store.ModuleGroups)
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("module groups after a round trip:\n%q\nwant:\n%q", got, want)
 		}
@@ -169,7 +142,7 @@ func TestInsertRefusesBadValues(t *testing.T) {
 		if err := g.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := readTable(t, st, store.GroupMembers); strings.Join(got, ",") != "MOD|G1|1,MOD|G1|2" {
+		if got := storetest.DumpRows(t, st, store.GroupMembers); strings.Join(got, ",") != "MOD|G1|1,MOD|G1|2" {
 			t.Errorf("members %q", got)
 		}
 		if _, err := g.Insert(ctx, store.GroupMembers, [][]string{{"MOD", "G1", "3"}}); err == nil {
@@ -226,7 +199,7 @@ func TestCommitReplacesDumps(t *testing.T) {
 			if err := g.Commit(ctx); err == nil {
 				t.Error("second commit of one generation accepted")
 			}
-			got := readTable(t, st, store.ModuleGroups)
+			got := storetest.DumpRows(t, st, store.ModuleGroups)
 			if len(got) != n || (n > 0 && !strings.HasPrefix(got[0], runID+"|")) {
 				t.Fatalf("after committing %s: %d module groups (%q), want %d of %s", runID, len(got), got[:min(len(got), 3)], n, runID)
 			}
@@ -244,7 +217,7 @@ func TestCommitReplacesDumps(t *testing.T) {
 		if err := g.Abort(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := readTable(t, st, store.ModuleGroups); len(got) != 20 || !strings.HasPrefix(got[0], "second|") {
+		if got := storetest.DumpRows(t, st, store.ModuleGroups); len(got) != 20 || !strings.HasPrefix(got[0], "second|") {
 			t.Fatalf("abort changed the dump: %q", got)
 		}
 

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +117,48 @@ func randomSuffix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// DumpRows returns the rows of a committed dump table, each as its values
+// joined by "|" in column order, sorted.
+func DumpRows(t testing.TB, st *store.Store, table store.DumpTable) []string {
+	t.Helper()
+	cols := table.Columns()
+	var out []string
+	for _, r := range QueryStrings(t, st.DB(), "SELECT "+strings.Join(cols, ", ")+" FROM "+string(table)) {
+		out = append(out, strings.Join(r, "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// QueryStrings runs a query and returns every row with each column scanned
+// as a string.
+func QueryStrings(t testing.TB, db *sql.DB, query string, args ...any) [][]string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	for rows.Next() {
+		vals := make([]string, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
