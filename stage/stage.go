@@ -85,15 +85,6 @@ func (r Result) Map() map[string]int64 {
 	return out
 }
 
-// GroupingIDNumber is the idnumber cmissync gives the grouping of a module.
-func GroupingIDNumber(module string) string { return "cmis:" + module }
-
-// GroupIDNumber is the idnumber cmissync gives the group of a module.
-func GroupIDNumber(module, group string) string { return "cmis:" + module + ":" + group }
-
-// IsOwnedIDNumber reports whether an idnumber marks a cmissync object.
-func IsOwnedIDNumber(idnumber string) bool { return strings.HasPrefix(idnumber, "cmis:") }
-
 // flushEvery bounds the changes held in memory before they are written.
 const flushEvery = 5000
 

@@ -46,11 +46,64 @@ type BadRow struct {
 	Line   int64  // row number in the source (1-based; 0 when unknown)
 	Row    string // the row as read, rendered for humans
 	Reason string
-	// Table, Module and Group locate a refused module-group row, so that
-	// stage keeps the group cmissync made for it (and its members) instead
-	// of deleting it because its CMIS row was bad. Empty when unknown.
-	Table         DumpTable
-	Module, Group string
+	// Table, Module, Group and CMISID are the row's key as far as it could
+	// be read; an empty part is unknown and matches every value (a record
+	// that could not be parsed at all has only Table). What a refused row
+	// might have described is never deleted because of the extract it came
+	// from: see RefusedKeys.
+	Table                 DumpTable
+	Module, Group, CMISID string
+}
+
+// RefusedKey is what a refused row of the current dump's extract protects:
+// every staged object of its view whose key matches the known parts. An
+// empty part is unknown and matches everything, and so do the parts after
+// it: a member row whose group code could not be read protects every
+// membership of its module in that view.
+type RefusedKey struct {
+	Table                 DumpTable
+	Module, Group, CMISID string
+	Source                string
+	Line                  int64
+	Reason                string
+}
+
+// Covers reports whether the refused key may describe the given key of its
+// table (group is "" for a grouping, cmisid "" for a group).
+func (k RefusedKey) Covers(module, group, cmisid string) bool {
+	switch {
+	case k.Module == "":
+		return true
+	case k.Module != module:
+		return false
+	case k.Group == "" || group == "":
+		return true
+	case k.Group != group:
+		return false
+	case k.CMISID == "" || cmisid == "":
+		return true
+	}
+	return k.CMISID == cmisid
+}
+
+// RefusedKeys returns the refused rows of the extract that produced the
+// current dump, with their keys. A later complete extract replaces them.
+func (s *Store) RefusedKeys(ctx context.Context) ([]RefusedKey, error) {
+	keys, err := all(ctx, s.db, `SELECT e.dumptable, e.modulecode, e.groupcode, e.cmisid, e.source, e.line, e.reason FROM cmis_error_data_dump e
+JOIN cmissync_meta m ON m.name = ? AND m.value = e.run_id
+WHERE e.dumptable <> ''
+ORDER BY e.id`, []any{metaDumpRun},
+		func(r *sql.Rows) (RefusedKey, error) {
+			var k RefusedKey
+			var t string
+			err := r.Scan(&t, &k.Module, &k.Group, &k.CMISID, &k.Source, &k.Line, &k.Reason)
+			k.Table = DumpTable(t)
+			return k, err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read refused rows: %w", err)
+	}
+	return keys, nil
 }
 
 // Generation is one extract being written into the shadow tables. Nothing
@@ -248,14 +301,14 @@ func (s *Store) RecordBadRows(ctx context.Context, runID string, bad []BadRow) e
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cmis_error_data_dump (run_id, source, line, rowdata, reason, dumptable, modulecode, groupcode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cmis_error_data_dump (run_id, source, line, rowdata, reason, dumptable, modulecode, groupcode, cmisid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, b := range bad {
 			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, b.Row, truncate(b.Reason, 1000),
-				string(b.Table), truncate(b.Module, 100), truncate(b.Group, 100)); err != nil {
+				string(b.Table), truncate(b.Module, 100), truncate(b.Group, 100), truncate(b.CMISID, 100)); err != nil {
 				return fmt.Errorf("record bad row: %w", err)
 			}
 		}

@@ -231,7 +231,7 @@ type MemberWork struct {
 	GroupName     string
 }
 
-const memberWorkSQL = `SELECT m.id, m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid, COALESCE(m.moodleuserid, 0), m.toadd, m.todelete, m.owned, m.parked,
+const memberWorkSQL = `SELECT m.id, m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid, COALESCE(m.moodleuserid, 0), m.toadd, m.todelete, m.owned, m.parked, m.delete_reason, m.removed_in_moodle,
   g.moodlegroupid, g.idnumber, g.name
 FROM cmis_groupmembers m
 JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
@@ -240,7 +240,7 @@ WHERE g.moodlegroupid IS NOT NULL AND g.todelete = 0 AND m.parked = 0 AND `
 func scanMemberWork(r *sql.Rows) (MemberWork, error) {
 	var w MemberWork
 	m := &w.MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked,
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle,
 		&w.MoodleGroupID, &w.GroupIDNumber, &w.GroupName)
 	return w, err
 }

@@ -100,6 +100,12 @@ type GroupingRow struct {
 	ToDelete   bool
 	ToRename   bool
 	Parked     bool
+	// DeleteReason says why stage flagged the row todelete (see the
+	// Reason constants).
+	DeleteReason string
+	// Adopted marks a hand-made grouping cmissync took over; it is never
+	// deleted, only given back.
+	Adopted bool
 }
 
 // GroupRow is a group, desired or staged.
@@ -119,6 +125,11 @@ type GroupRow struct {
 	ToDelete   bool
 	ToRename   bool
 	Parked     bool
+	// DeleteReason says why stage flagged the row todelete.
+	DeleteReason string
+	// Adopted marks a hand-made group cmissync took over; it is never
+	// deleted, only given back with its members.
+	Adopted bool
 }
 
 // Member roles.
@@ -142,7 +153,22 @@ type MemberRow struct {
 	// add it: cmissync never removes those.
 	Owned  bool
 	Parked bool
+	// DeleteReason says why stage flagged the row todelete.
+	DeleteReason string
+	// RemovedInMoodle: someone removed the member in Moodle by hand and
+	// load.on_member_removed = respect keeps it that way.
+	RemovedInMoodle bool
 }
+
+// Why stage flagged a staged row todelete. Only ReasonCMIS and the explicit
+// ReasonRMV are evidence a deletion may follow; ReasonUnmapped counts
+// against the mass-change guard; ReasonBadMapping never deletes.
+const (
+	ReasonCMIS       = "cmis"       // absent from a complete extract of a mapped module
+	ReasonRMV        = "rmv"        // the mapping says RMV
+	ReasonUnmapped   = "unmapped"   // the mapping row disappeared
+	ReasonBadMapping = "badmapping" // the mapping row holds values cmissync does not understand
+)
 
 const activeMapping = `m.mapping_action = 'ADD' AND m.group_import = 'ADD'`
 
@@ -198,31 +224,31 @@ WHERE ` + activeMapping + where
 // (e.g. "gg.").
 func groupingColsOf(p string) string {
 	return p + "id, " + p + "courseid, " + p + "modulecode, " + p + "idnumber, " + p + "name, " + p + "moodlename, COALESCE(" + p + "moodlegroupingid, 0), " +
-		p + "toadd, " + p + "todelete, " + p + "torename, " + p + "parked"
+		p + "toadd, " + p + "todelete, " + p + "torename, " + p + "parked, " + p + "delete_reason, " + p + "adopted"
 }
 
 var groupingCols = groupingColsOf("")
 
 const (
-	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked`
-	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked`
+	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked, delete_reason, adopted`
+	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked, delete_reason, removed_in_moodle`
 )
 
 func scanGrouping(r *sql.Rows) (GroupingRow, error) {
 	var g GroupingRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted)
 	return g, err
 }
 
 func scanGroup(r *sql.Rows) (GroupRow, error) {
 	var g GroupRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted)
 	return g, err
 }
 
 func scanMember(r *sql.Rows) (MemberRow, error) {
 	var m MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked)
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle)
 	return m, err
 }
 
