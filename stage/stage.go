@@ -40,24 +40,34 @@ type Options struct {
 	Filter    store.Filter
 	// DryRun computes the changes and counts them without writing.
 	DryRun bool
+	// ApproveDeletes lets a stage run go on when mapped_modules is empty
+	// while cmissync owns objects in Moodle (an operator's explicit
+	// approval); without it such a run is held.
+	ApproveDeletes bool
 }
 
 // Counts are the changes of one kind of object.
 type Counts struct {
 	Add    int64 // newly desired: flagged toadd
-	Delete int64 // no longer desired: flagged todelete
+	Delete int64 // no longer desired: flagged todelete (load decides whether the evidence allows it)
 	Keep   int64 // desired and staged
 	Revive int64 // flagged todelete earlier, desired again
 	Drop   int64 // staged but never created in Moodle (or not owned), no longer desired
-	Rename int64 // desired under a new name
-	// Protected: not desired only because the extract refused its CMIS row
-	// (a bad group row); kept as it is rather than deleted.
-	Protected int64
+	Rename int64 // desired under a new name (or a new idnumber)
 }
 
 // Result is what a stage run changed.
 type Result struct {
 	Groupings, Groups, Members Counts
+	// BadMappings are mapped_modules rows stage could not understand;
+	// what they map is kept as it is (never deleted) until they are fixed.
+	BadMappings []BadMapping
+}
+
+// BadMapping is a mapped_modules row that is refused, with the reason.
+type BadMapping struct {
+	store.Mapping
+	Reason string
 }
 
 // Changed reports whether the run changed any flags.
@@ -72,7 +82,7 @@ func (r Result) Changed() bool {
 
 // Map flattens the result for the runs table and reports.
 func (r Result) Map() map[string]int64 {
-	out := map[string]int64{}
+	out := map[string]int64{"bad_mappings": int64(len(r.BadMappings))}
 	for name, c := range map[string]Counts{"groupings": r.Groupings, "groups": r.Groups, "members": r.Members} {
 		out[name+"_add"] = c.Add
 		out[name+"_delete"] = c.Delete
@@ -80,15 +90,25 @@ func (r Result) Map() map[string]int64 {
 		out[name+"_revive"] = c.Revive
 		out[name+"_drop"] = c.Drop
 		out[name+"_rename"] = c.Rename
-		out[name+"_protected"] = c.Protected
 	}
 	return out
 }
+
+// HoldError is a stage run stopped by a safety rail before it changed
+// anything; an operator approves with --approve-deletes.
+type HoldError struct{ Reason string }
+
+func (e *HoldError) Error() string { return e.Reason }
 
 // flushEvery bounds the changes held in memory before they are written.
 const flushEvery = 5000
 
 // Run stages the desired state against the staged state.
+//
+// A staged row that is no longer desired is flagged todelete with the
+// reason its mapping gives (store.ReasonCMIS, ReasonRMV, ReasonUnmapped or
+// ReasonBadMapping); the load step's policy decides from it, and from the
+// extract's refused rows, whether the deletion has positive evidence.
 func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLogger) (Result, error) {
 	if opts.Templates.GroupName == "" {
 		opts.Templates.GroupName = DefaultTemplates.GroupName
@@ -96,21 +116,27 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	if opts.Templates.GroupingName == "" {
 		opts.Templates.GroupingName = DefaultTemplates.GroupingName
 	}
-	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges()}
 	var res Result
-	// A group whose CMIS row the extract refused is not gone from CMIS: what
-	// cmissync made for it stays until its row is fixed.
-	refused, err := st.RejectedGroups(ctx)
+	maps, err := readMappings(ctx, st, opts.Filter)
 	if err != nil {
 		return res, err
 	}
-	refusedModule := map[string]bool{}
-	for k := range refused {
-		refusedModule[k[0]] = true
+	res.BadMappings = maps.bad
+	for _, b := range maps.bad {
+		log.WithFields(logrus.Fields{"mapping": b.ID, "course": b.CourseID, "module": b.ModuleCode}).
+			Warn("mapped_modules row refused: " + b.Reason + "; what it maps is kept as it is")
 	}
-	if len(refused) > 0 {
-		log.WithField("groups", len(refused)).Warn("groups whose CMIS rows were refused are kept as they are until the rows are fixed")
+	if maps.rows == 0 && !opts.ApproveDeletes {
+		owned, err := st.OwnsAnything(ctx, opts.Filter)
+		if err != nil {
+			return res, err
+		}
+		if owned {
+			return res, &HoldError{Reason: "mapped_modules is empty while cmissync owns groups in Moodle: staging it would remove them all. " +
+				"If every mapping was really removed, approve with --approve-deletes; otherwise restore mapped_modules"}
+		}
 	}
+	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges()}
 
 	// Groupings.
 	dg, err := st.DesiredGroupings(ctx, opts.Filter)
@@ -131,14 +157,11 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupingRow) error {
-			if refusedModule[s.ModuleCode] && s.MoodleID != 0 {
-				return w.protect(store.TableGroupings, s.ID, s.ToDelete, &res.Groupings)
-			}
-			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groupings)
+			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Groupings)
 		},
 		func(d, s store.GroupingRow) error {
 			name := render(opts.Templates.GroupingName, d.ModuleCode, d.ModuleName, "", "")
-			return w.kept(store.TableGroupings, s.ID, s.ToDelete, s.Name, name, &res.Groupings)
+			return w.kept(store.TableGroupings, s.ID, s.ToDelete, s.Name, name, s.IDNumber, GroupingIDNumber(s.ModuleCode), &res.Groupings)
 		})
 	dg.Close()
 	sg.Close()
@@ -165,14 +188,11 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupRow) error {
-			if refused[[2]string{s.ModuleCode, s.GroupCode}] && s.MoodleID != 0 {
-				return w.protect(store.TableGroups, s.ID, s.ToDelete, &res.Groups)
-			}
-			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, &res.Groups)
+			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Groups)
 		},
 		func(d, s store.GroupRow) error {
 			name := render(opts.Templates.GroupName, d.ModuleCode, d.ModuleName, d.GroupCode, d.GroupName)
-			return w.kept(store.TableGroups, s.ID, s.ToDelete, s.Name, name, &res.Groups)
+			return w.kept(store.TableGroups, s.ID, s.ToDelete, s.Name, name, s.IDNumber, GroupIDNumber(s.ModuleCode, s.GroupCode), &res.Groups)
 		})
 	dgr.Close()
 	sgr.Close()
@@ -197,9 +217,6 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.MemberRow) error {
-			if refused[[2]string{s.ModuleCode, s.GroupCode}] && !s.ToAdd {
-				return w.protect(store.TableMembers, s.ID, s.ToDelete, &res.Members)
-			}
 			if !s.Owned {
 				// The user was in the group before cmissync came to add
 				// them: not ours to remove, only to forget.
@@ -207,10 +224,10 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 				res.Members.Drop++
 				return w.maybeFlush()
 			}
-			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, &res.Members)
+			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Members)
 		},
 		func(_, s store.MemberRow) error {
-			return w.kept(store.TableMembers, s.ID, s.ToDelete, "", "", &res.Members)
+			return w.kept(store.TableMembers, s.ID, s.ToDelete, "", "", "", "", &res.Members)
 		})
 	dm.Close()
 	sm.Close()
@@ -224,9 +241,95 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 		"groupings_add": res.Groupings.Add, "groupings_delete": res.Groupings.Delete,
 		"groups_add": res.Groups.Add, "groups_delete": res.Groups.Delete,
 		"members_add": res.Members.Add, "members_delete": res.Members.Delete,
-		"dry_run": opts.DryRun,
+		"bad_mappings": len(res.BadMappings), "dry_run": opts.DryRun,
 	}).Info("stage finished")
 	return res, nil
+}
+
+// mappingIndex says, per (course, module), what mapped_modules asks for.
+type mappingIndex struct {
+	rows   int // mapping rows in scope, good or bad
+	status map[mappingKey]string
+	bad    []BadMapping
+}
+
+type mappingKey struct {
+	course int64
+	module string
+}
+
+const (
+	mapActive = "active"
+	mapRemove = "remove"
+	mapBad    = "bad"
+)
+
+// readMappings reads and validates mapped_modules. Values are compared
+// trimmed and without case ("add", "ADD " are ADD); anything else, a course
+// id that is not positive or a blank module code, refuses the row.
+func readMappings(ctx context.Context, st *store.Store, f store.Filter) (*mappingIndex, error) {
+	all, err := st.Mappings(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read mapped_modules: %w", err)
+	}
+	in := map[int64]bool{}
+	for _, c := range f.Courses {
+		in[c] = true
+	}
+	ix := &mappingIndex{status: map[mappingKey]string{}}
+	for _, m := range all {
+		if len(in) > 0 && !in[m.CourseID] {
+			continue
+		}
+		ix.rows++
+		gi, ma := NormalAction(m.GroupImport), NormalAction(m.MappingAction)
+		var reason string
+		switch {
+		case m.CourseID <= 0:
+			reason = fmt.Sprintf("moodle_id %d is not a Moodle course id", m.CourseID)
+		case strings.TrimSpace(m.ModuleCode) == "":
+			reason = "modulecode is blank"
+		case gi == "":
+			reason = fmt.Sprintf("group_import %q is not ADD or RMV", m.GroupImport)
+		case ma == "":
+			reason = fmt.Sprintf("mapping_action %q is not ADD or RMV", m.MappingAction)
+		}
+		k := mappingKey{m.CourseID, m.ModuleCode}
+		switch {
+		case reason != "":
+			ix.status[k] = mapBad
+			ix.bad = append(ix.bad, BadMapping{Mapping: m, Reason: reason})
+		case gi == store.ActionAdd && ma == store.ActionAdd:
+			ix.status[k] = mapActive
+		default:
+			ix.status[k] = mapRemove
+		}
+	}
+	return ix, nil
+}
+
+// NormalAction returns ADD or RMV for a mapped_modules action value written
+// with any case and surrounding spaces, and "" for anything else.
+func NormalAction(v string) string {
+	switch a := strings.ToUpper(strings.TrimSpace(v)); a {
+	case store.ActionAdd, store.ActionRemove:
+		return a
+	}
+	return ""
+}
+
+// reason is the delete reason for a staged row of (course, module) that is
+// no longer desired.
+func (ix *mappingIndex) reason(course int64, module string) string {
+	switch ix.status[mappingKey{course, module}] {
+	case mapActive:
+		return store.ReasonCMIS
+	case mapRemove:
+		return store.ReasonRMV
+	case mapBad:
+		return store.ReasonBadMapping
+	}
+	return store.ReasonUnmapped
 }
 
 // writer accumulates changes and writes them in batches.
@@ -238,49 +341,38 @@ type writer struct {
 }
 
 func newChanges() *store.StageChanges {
-	return &store.StageChanges{MarkDelete: map[string][]int64{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}, Rename: map[string][]store.Rename{}}
+	return &store.StageChanges{MarkDelete: map[string][]store.MarkDelete{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}, Rename: map[string][]store.Rename{}}
 }
 
 // gone handles a staged row that is no longer desired.
-func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, c *Counts) error {
+func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, oldReason, reason string, c *Counts) error {
 	switch {
 	case moodleID == 0 || toAdd:
 		// Never reached Moodle: forget it.
 		w.ch.Drop[table] = append(w.ch.Drop[table], id)
 		c.Drop++
-	case !toDelete:
-		w.ch.MarkDelete[table] = append(w.ch.MarkDelete[table], id)
+	case !toDelete || oldReason != reason:
+		w.ch.MarkDelete[table] = append(w.ch.MarkDelete[table], store.MarkDelete{ID: id, Reason: reason})
 		c.Delete++
 	default:
-		c.Delete++ // already flagged by an earlier stage
+		c.Delete++ // already flagged by an earlier stage, for the same reason
 		return nil
 	}
-	return w.maybeFlush()
-}
-
-// protect keeps a staged row that is missing from the desired state only
-// because its CMIS row was refused (clearing a deletion flagged earlier).
-func (w *writer) protect(table string, id int64, toDelete bool, c *Counts) error {
-	c.Protected++
-	if !toDelete {
-		return nil
-	}
-	w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
 	return w.maybeFlush()
 }
 
 // kept handles a row both desired and staged: it revives a row flagged
 // for deletion and renames one whose wanted name changed (a new template or
-// a new CMIS title).
-func (w *writer) kept(table string, id int64, toDelete bool, name, wantName string, c *Counts) error {
+// a new CMIS title) or whose idnumber is in a form older versions used.
+func (w *writer) kept(table string, id int64, toDelete bool, name, wantName, idnumber, wantIDNumber string, c *Counts) error {
 	changed := false
 	if toDelete {
 		w.ch.Unmark[table] = append(w.ch.Unmark[table], id)
 		c.Revive++
 		changed = true
 	}
-	if name != wantName {
-		w.ch.Rename[table] = append(w.ch.Rename[table], store.Rename{ID: id, Name: wantName})
+	if name != wantName || idnumber != wantIDNumber {
+		w.ch.Rename[table] = append(w.ch.Rename[table], store.Rename{ID: id, Name: wantName, IDNumber: wantIDNumber})
 		c.Rename++
 		changed = true
 	}

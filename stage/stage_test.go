@@ -136,7 +136,7 @@ func TestStageRules(t *testing.T) {
 				Groups:    stage.Counts{Add: 5},
 				Members:   stage.Counts{Add: 9}, // course 2: 3+1 students +1 tutor, course 3: 3 students + 1 tutor
 			}
-			if res != want {
+			if res.Groupings != want.Groupings || res.Groups != want.Groups || res.Members != want.Members || len(res.BadMappings) > 0 {
 				t.Fatalf("first stage = %+v, want %+v", res, want)
 			}
 			groups := stagedGroups(t, st)

@@ -170,7 +170,9 @@ const (
 	ReasonBadMapping = "badmapping" // the mapping row holds values cmissync does not understand
 )
 
-const activeMapping = `m.mapping_action = 'ADD' AND m.group_import = 'ADD'`
+// activeMapping selects mappings whose actions are both ADD, compared as
+// stage validates them: trimmed and without case.
+const activeMapping = `UPPER(TRIM(m.mapping_action)) = 'ADD' AND UPPER(TRIM(m.group_import)) = 'ADD'`
 
 // DesiredGroupings streams one row per (course, module) with groups in the
 // dump, for active mappings, sorted by (course, module).
@@ -282,29 +284,40 @@ type StageChanges struct {
 	NewGroupings []GroupingRow // inserted with toadd=1
 	NewGroups    []GroupRow
 	NewMembers   []MemberRow
-	// MarkDelete sets todelete=1, Unmark clears it, Drop deletes rows never
-	// created in Moodle; each maps a staged table to row ids.
-	MarkDelete map[string][]int64
+	// MarkDelete sets todelete=1 with a reason (see the Reason constants),
+	// Unmark clears it, Drop deletes rows never created in Moodle; each
+	// maps a staged table to rows.
+	MarkDelete map[string][]MarkDelete
 	Unmark     map[string][]int64
 	Drop       map[string][]int64
-	// Rename sets a new wanted name on groups and groupings and flags
-	// torename, keyed by staged table.
+	// Rename sets a new wanted name (and idnumber) on groups and
+	// groupings and flags torename, keyed by staged table.
 	Rename map[string][]Rename
 }
 
-// Rename is a new wanted name for a staged row.
+// MarkDelete flags a staged row todelete for a reason.
+type MarkDelete struct {
+	ID     int64
+	Reason string
+}
+
+// Rename is a new wanted name and idnumber for a staged row.
 type Rename struct {
-	ID   int64
-	Name string
+	ID       int64
+	Name     string
+	IDNumber string
 }
 
 // Len is the number of changes in the batch.
 func (c *StageChanges) Len() int {
 	n := len(c.NewGroupings) + len(c.NewGroups) + len(c.NewMembers)
-	for _, m := range []map[string][]int64{c.MarkDelete, c.Unmark, c.Drop} {
+	for _, m := range []map[string][]int64{c.Unmark, c.Drop} {
 		for _, ids := range m {
 			n += len(ids)
 		}
+	}
+	for _, ms := range c.MarkDelete {
+		n += len(ms)
 	}
 	for _, r := range c.Rename {
 		n += len(r)
@@ -336,13 +349,19 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}); err != nil {
 			return err
 		}
-		for table, ids := range c.MarkDelete {
-			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
-				return err
+		for table, ms := range c.MarkDelete {
+			byReason := map[string][]int64{}
+			for _, m := range ms {
+				byReason[m.Reason] = append(byReason[m.Reason], m.ID)
+			}
+			for reason, ids := range byReason {
+				if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 1, delete_reason = ?, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids, reason); err != nil {
+					return err
+				}
 			}
 		}
 		for table, ids := range c.Unmark {
-			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 0, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 0, delete_reason = '', updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
 				return err
 			}
 		}
@@ -353,13 +372,26 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}
 		for table, rs := range c.Rename {
 			for _, r := range rs {
-				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET name = ?, torename = CASE WHEN toadd = 1 OR moodlename = ? THEN 0 ELSE 1 END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, r.Name, r.Name, r.ID); err != nil {
+				// A new idnumber must reach Moodle even when the name
+				// stays: torename sends both.
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET torename = CASE WHEN toadd = 1 OR (moodlename = ? AND idnumber = ?) THEN 0 ELSE 1 END, name = ?, idnumber = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+					r.Name, r.IDNumber, r.Name, r.IDNumber, r.ID); err != nil {
 					return fmt.Errorf("rename in %s: %w", table, err)
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// OwnsAnything reports whether staging records any grouping or group that
+// cmissync made in Moodle, within the filter.
+func (s *Store) OwnsAnything(ctx context.Context, f Filter) (bool, error) {
+	where, args := f.clause("courseid")
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT id FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL`+where+`
+UNION ALL SELECT id FROM cmis_groupings WHERE moodlegroupingid IS NOT NULL`+where+`) x`, append(append([]any{}, args...), args...)...).Scan(&n)
+	return n > 0, wrap(err, "count owned objects")
 }
 
 // rowsPerInsert bounds multi-row INSERTs below both engines' placeholder
@@ -387,16 +419,18 @@ func insertRows(ctx context.Context, q querier, table string, cols []string, n i
 	return nil
 }
 
-// updateIDs runs prefix + "(?, ...)" over ids in chunks.
-func updateIDs(ctx context.Context, q querier, prefix string, ids []int64) error {
+// updateIDs runs prefix + "(?, ...)" over ids in chunks; lead are the
+// values of placeholders in prefix.
+func updateIDs(ctx context.Context, q querier, prefix string, ids []int64, lead ...any) error {
 	const chunk = 1000
 	for start := 0; start < len(ids); start += chunk {
 		end := min(start+chunk, len(ids))
-		args := make([]any, end-start)
-		for i, id := range ids[start:end] {
-			args[i] = id
+		args := make([]any, 0, len(lead)+end-start)
+		args = append(args, lead...)
+		for _, id := range ids[start:end] {
+			args = append(args, id)
 		}
-		if _, err := q.ExecContext(ctx, prefix+"("+placeholders(len(args))+")", args...); err != nil {
+		if _, err := q.ExecContext(ctx, prefix+"("+placeholders(end-start)+")", args...); err != nil {
 			return fmt.Errorf("%s…: %w", strings.Fields(prefix)[0], err)
 		}
 	}
