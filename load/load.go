@@ -1,20 +1,31 @@
-// Package load is the third pipeline step. It sends the changes the stage
-// step flagged to Moodle through its web services: first it repairs drift
-// in each course it is about to change (objects deleted or renamed in Moodle
-// by hand, a course deleted, a group an interrupted run created), then it
-// writes in a fixed order (groupings, groups, renames, grouping assignments,
-// member additions, member removals, group deletions, grouping deletions).
-// Each success is recorded in staging with an audit row as it happens;
-// refused batches are split until each bad item is alone, so every good item
-// lands and every bad one is reported with Moodle's answer.
+// Package load is the third pipeline step. It builds one Plan from staging
+// and Moodle's real state, applies its policies to it, and carries it out
+// through its web services, one gate for every write:
+//
+//   - state.go reads what cmissync owns in Moodle, every run, by id across
+//     courses, and course listings only where something is to be created
+//     or named;
+//   - plan.go builds the plan: creates, adoptions, renames, assignments,
+//     member additions and removals, deletions, and repairs of drift
+//     (objects deleted, renamed or emptied by hand, a course deleted);
+//   - policy.go holds back, with the reason, deletions without positive
+//     evidence and those over the mass-change guard;
+//   - gate.go is the one place every write passes (dry run, failures
+//     earlier in the scope, the deletion count);
+//   - execute.go carries the plan out in a fixed order, with the senders
+//     send_objects.go and send_members.go;
+//   - result.go is what a load reports, and its bookkeeping in staging.
+//
+// Each success is recorded in staging with an audit row as it happens, so
+// a crash loses nothing and a rerun converges; refused batches are split
+// until each bad item is alone, so every good item lands and every bad one
+// is reported with Moodle's answer.
 package load
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -35,6 +46,10 @@ const (
 	// OnRenamed: an owned group or grouping was renamed in Moodle.
 	RenamedKeep    = "keep"    // keep Moodle's name (default)
 	RenamedRestore = "restore" // set cmissync's name again
+
+	// OnMemberRemoved: a member cmissync added was removed in Moodle.
+	MemberRestore = "restore" // add them back (default)
+	MemberRespect = "respect" // record the removal and leave them out
 )
 
 // Options control a load run.
@@ -44,23 +59,28 @@ type Options struct {
 	// UserField is the Moodle user field CMIS ids are matched against:
 	// idnumber (default), username or email.
 	UserField string
-	// NoDeletes skips member removals and group/grouping deletions, as when
-	// an earlier step of the run failed.
-	NoDeletes bool
 	// Concurrency is how many requests are in flight at once (default 4).
 	Concurrency int
 	// ParkAfter parks an item after this many permanent failures (0: never).
 	ParkAfter int
 	// Policies (see the constants); empty means the default.
-	OnNameClash, OnDeleted, OnRenamed string
+	OnNameClash, OnDeleted, OnRenamed, OnMemberRemoved string
 	// RemoveUnseenMembers extends removal to every member of an owned group
 	// that CMIS does not list, including members added by hand (the old
 	// tool's removeMoodleGroupMembersNotSeenInCMIS).
 	RemoveUnseenMembers bool
-	// Guard holds the run when it would delete too much; ApproveDeletes lets
-	// such a run go ahead.
+	// Guard holds deletions back when there are too many; ApproveDeletes
+	// lets them through.
 	Guard          Guard
 	ApproveDeletes bool
+	// NoDeletes holds every deletion back with this reason (e.g. an
+	// earlier step of the run failed); empty: deletions follow the plan.
+	NoDeletes string
+	// DryRun builds the plan and stops: nothing is sent, nothing recorded.
+	DryRun bool
+	// Offline builds the plan from staging alone, without reading Moodle
+	// (implies DryRun): drift and enrolments are not seen.
+	Offline bool
 }
 
 func (o *Options) defaults() error {
@@ -70,175 +90,76 @@ func (o *Options) defaults() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
-	if o.OnNameClash == "" {
-		o.OnNameClash = ClashRename
-	}
-	if o.OnDeleted == "" {
-		o.OnDeleted = DeletedRecreate
-	}
-	if o.OnRenamed == "" {
-		o.OnRenamed = RenamedKeep
-	}
-	for _, p := range [][3]string{{"on_name_clash", o.OnNameClash, ClashRename + " " + ClashAdopt},
-		{"on_deleted", o.OnDeleted, DeletedRecreate + " " + DeletedForget},
-		{"on_renamed", o.OnRenamed, RenamedKeep + " " + RenamedRestore}} {
-		ok := false
-		for _, v := range strings.Fields(p[2]) {
-			ok = ok || p[1] == v
-		}
-		if !ok {
-			return fmt.Errorf("load.%s = %q: want one of %s", p[0], p[1], p[2])
-		}
-	}
-	return nil
-}
-
-// Failure is one item Moodle refused (or that could not be sent).
-type Failure struct {
-	CourseID   int64
-	CourseName string // filled when Moodle can tell (core_course_get_courses_by_field)
-	Object     string // group or grouping idnumber
-	ObjectName string // group or grouping name
-	User       string // CMIS id and Moodle user id, for memberships
-	Function   string
-	Params     string // as sent, without the token
-	ErrorCode  string
-	Exception  string
-	Message    string
-	Parked     bool // this failure parked the item
-}
-
-// Notice is something worth reporting that is not a failure (a name clash
-// resolved, a group adopted or recreated, a course retired).
-type Notice struct {
-	CourseID int64
-	Object   string
-	Message  string
-}
-
-// Result counts what a load did.
-type Result struct {
-	GroupingsCreated, GroupsCreated, Adopted, Renamed, Assigned int64
-	MembersAdded, MembersFound, MembersRemoved                  int64
-	GroupsDeleted, GroupingsDeleted                             int64
-	Recreated, CoursesRetired                                   int64
-	NotEnrolled, Parked                                         int64
-	DeletesSkipped                                              bool
-	Failures                                                    []Failure
-	Notices                                                     []Notice
-}
-
-// Map flattens the counts for the runs table and reports.
-func (r *Result) Map() map[string]int64 {
-	return map[string]int64{
-		"groupings_created": r.GroupingsCreated, "groups_created": r.GroupsCreated, "adopted": r.Adopted,
-		"renamed": r.Renamed, "assigned": r.Assigned, "members_added": r.MembersAdded, "members_found": r.MembersFound,
-		"members_removed": r.MembersRemoved, "groups_deleted": r.GroupsDeleted, "groupings_deleted": r.GroupingsDeleted,
-		"recreated": r.Recreated, "courses_retired": r.CoursesRetired,
-		"not_enrolled_memberships": r.NotEnrolled, "parked": r.Parked, "failures": int64(len(r.Failures)),
-	}
-}
-
-// Writes is the number of changes made in Moodle.
-func (r *Result) Writes() int64 {
-	return r.GroupingsCreated + r.GroupsCreated + r.Adopted + r.Renamed + r.Assigned + r.MembersAdded +
-		r.MembersRemoved + r.GroupsDeleted + r.GroupingsDeleted
-}
-
-// loader carries one run's state.
-type loader struct {
-	st   *store.Store
-	mc   *moodle.Client
-	opts Options
-	log  logrus.FieldLogger
-
-	mu  sync.Mutex // guards res and the maps below
-	res *Result
-	// transient is set when an item failed for a reason that may have hidden
-	// Moodle's real state (network, 5xx, an unverified write); deletions
-	// wait for a clean run.
-	transient bool
-	// skip holds courses whose state could not be read: nothing is written
-	// to them this run.
-	skip map[int64]bool
-	// createName is the name to create a staged row under when it differs
-	// from its wanted name (a hand-made one has it), keyed by table and row.
-	createName map[rowKey]string
-	// adopt lists hand-made objects to take over, by table; adopting marks
-	// their staged rows, which are not created.
-	adopt    map[string][]adoption
-	adopting map[rowKey]bool
-	// existing holds Moodle group ids that existed before this run, whose
-	// members are read before adding any.
-	existing map[int64]bool
-}
-
-type rowKey struct {
-	table string
-	id    int64
-}
-
-// adoption is a hand-made group or grouping cmissync takes over.
-type adoption struct {
-	rowID, courseID, moodleID int64
-	idnumber, name            string
-}
-
-// Run loads the staged changes into Moodle. It returns an error only for
-// failures that stop the whole step (staging unreachable, bad token, a
-// function missing from the service, a held run); item failures are in
-// Result.Failures.
-func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, log logrus.FieldLogger) (*Result, error) {
-	if err := opts.defaults(); err != nil {
-		return &Result{}, err
-	}
-	l := &loader{st: st, mc: mc, opts: opts, log: log, res: &Result{},
-		skip: map[int64]bool{}, createName: map[rowKey]string{}, adopt: map[string][]adoption{}, adopting: map[rowKey]bool{}, existing: map[int64]bool{}}
-	if !opts.ApproveDeletes {
-		if err := opts.Guard.Check(ctx, st, opts.Filter); err != nil {
-			return l.res, err
-		}
-	}
-	courses, err := st.CoursesWithWork(ctx, opts.Filter)
-	if err != nil {
-		return l.res, err
-	}
-	if err := forEach(ctx, opts.Concurrency, courses, l.reconcile); err != nil {
-		return l.res, fmt.Errorf("read Moodle's state: %w", err)
-	}
-	phases := []struct {
-		name   string
-		delete bool
-		fn     func(context.Context) error
+	for _, p := range []struct {
+		name string
+		v    *string
+		want []string
 	}{
-		{"create groupings", false, l.createGroupings},
-		{"create groups", false, l.createGroups},
-		{"adopt and rename", false, l.adoptAndRename},
-		{"assign groups to groupings", false, l.assign},
-		{"add members", false, l.addMembers},
-		{"remove members", true, l.removeMembers},
-		{"remove members not in CMIS", true, l.removeUnseen},
-		{"delete groups", true, l.deleteGroups},
-		{"delete groupings", true, l.deleteGroupings},
-	}
-	for _, p := range phases {
-		if p.delete && (opts.NoDeletes || l.transient) {
-			if !l.res.DeletesSkipped {
-				log.Warn("deletions skipped this run: an earlier step or phase failed; they run on the next clean run")
-			}
-			l.res.DeletesSkipped = true
-			continue
+		{"on_name_clash", &o.OnNameClash, []string{ClashRename, ClashAdopt}},
+		{"on_deleted", &o.OnDeleted, []string{DeletedRecreate, DeletedForget}},
+		{"on_renamed", &o.OnRenamed, []string{RenamedKeep, RenamedRestore}},
+		{"on_member_removed", &o.OnMemberRemoved, []string{MemberRestore, MemberRespect}},
+	} {
+		if *p.v == "" {
+			*p.v = p.want[0]
 		}
-		if err := p.fn(ctx); err != nil {
-			return l.res, fmt.Errorf("%s: %w", p.name, err)
+		if *p.v != p.want[0] && *p.v != p.want[1] {
+			return fmt.Errorf("load.%s = %q: want one of %s", p.name, *p.v, strings.Join(p.want, ", "))
 		}
 	}
-	if err := l.reportParked(ctx); err != nil {
-		return l.res, err
+	if o.Offline {
+		o.DryRun = true
 	}
-	l.nameCourses(ctx)
-	log.WithFields(logrus.Fields(toFields(l.res.Map()))).Info("load finished")
-	return l.res, nil
+	return o.Guard.Validate()
+}
+
+// Run loads the staged changes into Moodle: it checks the site, builds the
+// plan, and, unless it is a dry run, executes it and records its failures
+// in rest_error_logs. It returns an error only for failures that stop the
+// whole step (staging unreachable, bad token, a function missing from the
+// service) and a *HoldError when the mass-change guard held deletions
+// back; item failures are in Result.Failures. The Result always carries
+// the plan.
+func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, log logrus.FieldLogger) (*Result, error) {
+	res := &Result{}
+	if err := opts.defaults(); err != nil {
+		return res, err
+	}
+	var si moodle.SiteInfo
+	if !opts.Offline {
+		var err error
+		if si, err = mc.CheckFunctions(ctx, moodle.RequiredFunctions); err != nil {
+			return res, err
+		}
+	}
+	p, err := buildPlan(ctx, st, mc, &opts, si.Has(moodle.FnCoursesByField), log)
+	res.Plan = p
+	if err != nil {
+		return res, err
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	l := newLoader(st, mc, opts, p, log, res)
+	if err := l.execute(ctx); err != nil {
+		return res, err
+	}
+	if err := l.bookkeeping(ctx); err != nil {
+		return res, err
+	}
+	log.WithFields(logrus.Fields(toFields(res.Map()))).Info("load finished")
+	if len(p.Guard) > 0 {
+		return res, &HoldError{Reasons: p.Guard}
+	}
+	return res, nil
+}
+
+// MakePlan builds the plan the load would carry out now, and sends
+// nothing: Moodle is read unless opts.Offline.
+func MakePlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, log logrus.FieldLogger) (*Plan, error) {
+	opts.DryRun = true
+	res, err := Run(ctx, st, mc, opts, log)
+	return res.Plan, err
 }
 
 func toFields(m map[string]int64) map[string]any {
@@ -249,126 +170,301 @@ func toFields(m map[string]int64) map[string]any {
 	return out
 }
 
-// item names the staged row a failure belongs to, for parking.
-type item struct {
-	table string
-	rowID int64
-}
-
-// fail records a failed item. Permanent refusals count towards parking the
-// item; transient ones make the run skip deletions.
-func (l *loader) fail(ctx context.Context, it item, f Failure, err error) error {
-	var me *moodle.Error
-	var te *moodle.TransportError
-	permanent := false
-	switch {
-	case errors.As(err, &me):
-		f.ErrorCode, f.Exception, f.Message = me.ErrorCode, me.Exception, me.Message
-		permanent = me.Exception != "cmissync"
-	case errors.As(err, &te):
-		f.ErrorCode, f.Exception, f.Message = "transient", "transport", te.Error()
-	default:
-		f.ErrorCode, f.Message = "error", err.Error()
+// buildPlan reads staging and Moodle's state and plans every course, then
+// applies the policies.
+func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, coursesByField bool, log logrus.FieldLogger) (*Plan, error) {
+	p := &Plan{Offline: opts.Offline, Courses: []*CoursePlan{}, Reads: map[string]int{}}
+	courses, err := readStaging(ctx, st, opts.Filter)
+	if err != nil {
+		return p, err
 	}
-	if f.Function == "" {
-		f.Function = functionOf(err)
+	if p.refused, err = st.RefusedKeys(ctx); err != nil {
+		return p, err
 	}
-	if permanent && it.table != "" && l.opts.ParkAfter > 0 {
-		parked, perr := l.st.RecordFailure(ctx, it.table, it.rowID, f.ErrorCode+": "+f.Message, l.opts.ParkAfter)
-		if perr != nil {
-			return perr
+	state := newMoodleState()
+	if opts.Offline {
+		offlineState(state, courses)
+	} else {
+		r := &reader{mc: mc, workers: opts.Concurrency, st: state, hasCoursesByField: coursesByField, userField: opts.UserField}
+		if err := readState(ctx, r, courses, opts); err != nil {
+			return p, fmt.Errorf("read Moodle's state: %w", err)
 		}
-		f.Parked = parked
 	}
-	l.mu.Lock()
-	if !permanent {
-		l.transient = true
+	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}}
+	for _, cs := range courses {
+		p.Courses = append(p.Courses, b.course(cs))
+		for _, o := range cs.groups {
+			if o.moodleID != 0 {
+				p.ownedGroups++
+			}
+		}
+		p.ownedMembers += cs.ownedMembers
 	}
-	l.res.Failures = append(l.res.Failures, f)
-	l.mu.Unlock()
-	l.log.WithFields(logrus.Fields{"course": f.CourseID, "object": f.Object, "user": f.User, "function": f.Function, "errorcode": f.ErrorCode}).
-		Warn("item failed: " + f.Message)
-	return nil
-}
-
-func (l *loader) notice(n Notice) {
-	l.mu.Lock()
-	l.res.Notices = append(l.res.Notices, n)
-	l.mu.Unlock()
-	l.log.WithFields(logrus.Fields{"course": n.CourseID, "object": n.Object}).Warn(n.Message)
-}
-
-func (l *loader) count(p *int64, n int64) {
-	l.mu.Lock()
-	*p += n
-	l.mu.Unlock()
-}
-
-func (l *loader) audit(course int64, object, idnumber, name, action string, moodleID int64) store.AuditEntry {
-	return store.AuditEntry{RunID: l.opts.RunID, CourseID: course, Object: object, IDNumber: idnumber, Name: name, Action: action, MoodleID: moodleID}
-}
-
-func functionOf(err error) string {
-	var me *moodle.Error
-	if errors.As(err, &me) {
-		return me.Function
+	// Members to add need their Moodle user: from the course's enrolments.
+	var need []int64
+	for _, cp := range p.Courses {
+		if len(b.pending[cp.CourseID]) > 0 {
+			need = append(need, cp.CourseID)
+		}
 	}
-	var te *moodle.TransportError
-	if errors.As(err, &te) {
-		return te.Function
+	if !opts.Offline {
+		r := &reader{mc: mc, workers: opts.Concurrency, st: state, userField: opts.UserField}
+		if err := r.enrolments(ctx, need); err != nil {
+			return p, fmt.Errorf("read enrolments: %w", err)
+		}
 	}
-	return ""
+	for _, cp := range p.Courses {
+		if len(b.pending[cp.CourseID]) == 0 && !opts.RemoveUnseenMembers {
+			continue
+		}
+		audit, err := auditOwnership(ctx, st, cp, b.pending[cp.CourseID], state)
+		if err != nil {
+			return p, err
+		}
+		b.resolve(cp, audit)
+	}
+	p.Reads = state.reads
+	p.applyEvidence()
+	if opts.NoDeletes != "" {
+		p.holdAllDeletions(opts.NoDeletes)
+	}
+	if !opts.ApproveDeletes {
+		p.applyGuard(opts.Guard)
+	}
+	p.recount()
+	log.WithFields(logrus.Fields{"courses": len(p.Courses), "writes": p.Totals.Writes(), "held": p.Totals.Held, "offline": p.Offline}).
+		Info("load planned")
+	return p, nil
 }
 
-// reportParked lists parked items as failures, every run until an operator
-// unparks them with `cmissync retry`.
-func (l *loader) reportParked(ctx context.Context) error {
-	parked, err := l.st.Parked(ctx, l.opts.Filter)
+// readState reads Moodle's state for the staged courses: every owned
+// object by id, then listings where the plan needs names, then the members
+// of every group that exists.
+func readState(ctx context.Context, r *reader, courses []*courseStaging, opts *Options) error {
+	owner := [2]map[int64]int64{{}, {}}
+	for _, cs := range courses {
+		for _, o := range cs.groupings {
+			if o.moodleID != 0 && !o.parked {
+				owner[kindGrouping][o.moodleID] = cs.id
+			}
+		}
+		for _, o := range cs.groups {
+			if o.moodleID != 0 && !o.parked {
+				owner[kindGroup][o.moodleID] = cs.id
+			}
+		}
+	}
+	err := forEach(ctx, 2, []kind{kindGrouping, kindGroup}, func(ctx context.Context, k kind) error {
+		return r.readOwned(ctx, k, owner[k])
+	})
 	if err != nil {
 		return err
 	}
-	for _, p := range parked {
-		l.res.Parked++
-		user := ""
-		if p.CMISID != "" {
-			user = p.Name + " " + p.CMISID
+	// Courses where every owned object vanished, or a read was refused:
+	// do they still exist?
+	var suspects []int64
+	for _, cs := range courses {
+		if c := r.st.course(cs.id); c.suspect && allGone(r.st, cs) || c.state == courseInaccessible {
+			suspects = append(suspects, cs.id)
 		}
-		l.res.Failures = append(l.res.Failures, Failure{CourseID: p.CourseID, Object: p.IDNumber, ObjectName: p.Name, User: user,
-			Function: "(parked)", ErrorCode: "parked", Exception: "cmissync",
-			Message: fmt.Sprintf("parked after %d failed attempts; last: %s. Fix the cause, then run: cmissync retry --course %d", p.Attempts, p.LastError, p.CourseID)})
 	}
-	return nil
+	if err := r.checkCourses(ctx, suspects); err != nil {
+		return err
+	}
+	var list []int64
+	for _, cs := range courses {
+		if c := r.st.course(cs.id); c.state == courseOK && needsListing(r.st, cs, opts) {
+			list = append(list, cs.id)
+		}
+	}
+	if err := r.list(ctx, list); err != nil {
+		return err
+	}
+	// A listing refused since: settle those courses too.
+	suspects = suspects[:0]
+	for _, id := range list {
+		if c := r.st.course(id); c.state == courseInaccessible {
+			suspects = append(suspects, id)
+		}
+	}
+	if err := r.checkCourses(ctx, suspects); err != nil {
+		return err
+	}
+	// Confirm by id what the plan would record or adopt from a listing.
+	var unconfirmed [2][]*moodleObject
+	for _, cs := range courses {
+		c := r.st.course(cs.id)
+		if !c.listed {
+			continue
+		}
+		for k, objs := range [2][]*moodleObject{c.groupings, c.groups} {
+			staged := cs.groupings
+			if kind(k) == kindGroup {
+				staged = cs.groups
+			}
+			for _, m := range objs {
+				if !m.confirmed && matters(m, staged) {
+					unconfirmed[k] = append(unconfirmed[k], m)
+				}
+			}
+		}
+	}
+	for k := range unconfirmed {
+		if err := r.confirm(ctx, kind(k), unconfirmed[k]); err != nil {
+			return err
+		}
+	}
+	// Members of every group that exists and is staged.
+	groups := map[int64]int64{}
+	for _, cs := range courses {
+		if r.st.course(cs.id).state != courseOK {
+			continue
+		}
+		for id := range owner[kindGroup] {
+			if r.st.objects[kindGroup][id] != nil && owner[kindGroup][id] == cs.id {
+				groups[id] = cs.id
+			}
+		}
+		for _, m := range r.st.course(cs.id).groups {
+			if m.confirmed {
+				groups[m.id] = cs.id
+			}
+		}
+	}
+	return r.readMembers(ctx, groups)
 }
 
-// nameCourses fills the course names of failures, so reports say which
-// course a teacher knows. It is optional: a service without
-// core_course_get_courses_by_field just gets ids.
-func (l *loader) nameCourses(ctx context.Context) {
-	seen := map[int64]bool{}
-	var ids []int64
-	for _, f := range l.res.Failures {
-		if f.CourseID > 0 && !seen[f.CourseID] {
-			seen[f.CourseID] = true
-			ids = append(ids, f.CourseID)
+// allGone: every owned object of the course vanished.
+func allGone(st *moodleState, cs *courseStaging) bool {
+	n := 0
+	for k, objs := range [2][]*object{cs.groupings, cs.groups} {
+		for _, o := range objs {
+			if o.moodleID == 0 {
+				continue
+			}
+			n++
+			if !st.gone[k][o.moodleID] {
+				return false
+			}
 		}
 	}
-	if len(ids) == 0 {
-		return
+	return n > 0
+}
+
+// needsListing: the course has something to create (new, or deleted by
+// hand and to be recreated) or a name to check.
+func needsListing(st *moodleState, cs *courseStaging, opts *Options) bool {
+	for k, objs := range [2][]*object{cs.groupings, cs.groups} {
+		for _, o := range objs {
+			switch {
+			case o.parked:
+			case o.toAdd, o.toRename:
+				return true
+			case o.moodleID != 0 && st.objects[k][o.moodleID] == nil && !o.toDelete:
+				return true // to recreate, or found under another id
+			case o.moodleID != 0 && opts.OnRenamed == RenamedRestore && o.moodleName != "":
+				if m := st.objects[k][o.moodleID]; m != nil && moodleName(m.name) != o.moodleName {
+					return true
+				}
+			}
+		}
 	}
-	courses, err := l.mc.CoursesByID(ctx, ids)
+	return false
+}
+
+// matters: a listing object the plan may record or adopt: it has the
+// idnumber or the wanted name of a staged object.
+func matters(m *moodleObject, staged []*object) bool {
+	for _, o := range staged {
+		if ours(o, m) || nameKey(moodleName(m.name)) == nameKey(o.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// offlineState pretends Moodle holds what staging recorded: every owned
+// object as named, every recorded member in its group, every group in its
+// grouping.
+func offlineState(st *moodleState, courses []*courseStaging) {
+	for _, cs := range courses {
+		for k, objs := range [2][]*object{cs.groupings, cs.groups} {
+			for _, o := range objs {
+				if o.moodleID == 0 {
+					continue
+				}
+				name := o.moodleName
+				if name == "" {
+					name = o.name
+				}
+				st.objects[k][o.moodleID] = &moodleObject{id: o.moodleID, course: cs.id, name: name, idnumber: o.idnumber, confirmed: true}
+			}
+		}
+		for _, o := range cs.groups {
+			if o.moodleID == 0 {
+				continue
+			}
+			set := map[int64]bool{}
+			for _, m := range cs.members[o.key()] {
+				if !m.ToAdd && m.MoodleUserID != 0 {
+					set[m.MoodleUserID] = true
+				}
+			}
+			st.members[o.moodleID] = set
+			if g := cs.grouping(o.module); g != nil && g.moodleID != 0 && o.assigned {
+				if st.inGrouping[g.moodleID] == nil {
+					st.inGrouping[g.moodleID] = map[int64]bool{}
+				}
+				st.inGrouping[g.moodleID][o.moodleID] = true
+			}
+		}
+		c := st.course(cs.id)
+		c.listed = true
+		for k, objs := range [2][]*object{cs.groupings, cs.groups} {
+			for _, o := range objs {
+				if m := st.objects[k][o.moodleID]; m != nil {
+					if kind(k) == kindGroup {
+						c.groups = append(c.groups, m)
+					} else {
+						c.groupings = append(c.groupings, m)
+					}
+				}
+			}
+		}
+		// Enrolments are unknown offline: members to add are taken as
+		// enrolled under a placeholder user.
+		c.enrolledRead = true
+		c.enrolled = map[string]int64{}
+		for _, ms := range cs.members {
+			for _, m := range ms {
+				c.enrolled[m.CMISID] = m.MoodleUserID
+			}
+		}
+	}
+}
+
+// auditOwnership looks up, for members the plan may find already in their
+// group, whether cmissync's audit trail says it added them.
+func auditOwnership(ctx context.Context, st *store.Store, cp *CoursePlan, pending []pendingMember, state *moodleState) (map[auditKey]bool, error) {
+	var keys []store.AuditMember
+	for _, p := range pending {
+		if p.group.live == nil {
+			continue
+		}
+		for u := range state.members[p.group.live.id] {
+			keys = append(keys, store.AuditMember{IDNumber: p.group.idnumber, UserID: u})
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	added, err := st.AddedByAudit(ctx, cp.CourseID, keys)
 	if err != nil {
-		l.log.WithError(err).Debug("course names for the report not available")
-		return
+		return nil, err
 	}
-	names := map[int64]string{}
-	for _, c := range courses {
-		names[c.ID] = c.FullName + " (" + c.ShortName + ")"
+	out := make(map[auditKey]bool, len(added))
+	for k := range added {
+		out[auditKey{k.IDNumber, k.UserID}] = true
 	}
-	for i := range l.res.Failures {
-		l.res.Failures[i].CourseName = names[l.res.Failures[i].CourseID]
-	}
+	return out, nil
 }
-
-// description is put on every group and grouping cmissync creates, so that
-// teachers can tell them from their own.
-const description = "Created and kept in step with CMIS by cmissync. Changes made here to its members may be undone."

@@ -35,6 +35,8 @@ type world struct {
 	out     bytes.Buffer
 	// concurrency, when set, overrides every load's Options.Concurrency.
 	concurrency int
+	// deleted lists courses the scenario deleted in Moodle.
+	deleted []int
 }
 
 func newWorld(t *testing.T, engine string, courses ...string) *world {
@@ -116,29 +118,203 @@ func (w *world) sync(title string, sopts stage.Options, lopts load.Options) {
 		w.t.Fatal(err)
 	}
 	fmt.Fprintf(&w.out, "## %s\n\nstage: %s\n\nplan:\n", title, countsLine(sres))
-	pl, err := load.MakePlan(ctx, w.st, sopts.Filter)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	pl.WriteText(&w.out)
 	lopts.RunID = "s"
 	lopts.Filter = sopts.Filter
 	if w.concurrency > 0 {
 		lopts.Concurrency = w.concurrency
 	}
+	pl, err := load.MakePlan(ctx, w.st, w.mc, lopts, quiet())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	pl.WriteText(&w.out)
+	before := w.sim.State()
 	res, err := load.Run(ctx, w.st, w.mc, lopts, quiet())
+	w.assertPlanIsWhatHappened(pl, res.Plan, before, w.sim.State())
 	if err != nil {
 		fmt.Fprintf(&w.out, "\nload: held: %v\n", err)
-	} else {
-		fmt.Fprintf(&w.out, "\nload: %s\n", resultLine(res))
-		for _, n := range res.Notices {
-			fmt.Fprintf(&w.out, "  notice: course %d %s: %s\n", n.CourseID, n.Object, n.Message)
-		}
-		for _, f := range res.Failures {
-			fmt.Fprintf(&w.out, "  failure: course %d %s %s %s: %s\n", f.CourseID, f.Object, f.User, f.ErrorCode, f.Message)
-		}
+	}
+	fmt.Fprintf(&w.out, "\nload: %s\n", resultLine(res))
+	for _, n := range res.Notices {
+		fmt.Fprintf(&w.out, "  notice: course %d %s: %s\n", n.CourseID, n.Object, n.Message)
+	}
+	for _, f := range res.Failures {
+		fmt.Fprintf(&w.out, "  failure: course %d %s %s %s: %s\n", f.CourseID, f.GroupIDNumber, f.User, f.ErrorCode, f.Message)
 	}
 	w.moodle()
+}
+
+// assertPlanIsWhatHappened checks that the plan printed before the load is
+// the plan the load executed, item by item, and that the writes it reports
+// done are exactly the changes Moodle shows between before and after.
+func (w *world) assertPlanIsWhatHappened(dry, done *load.Plan, before, after moodlesim.State) {
+	w.t.Helper()
+	var a, b bytes.Buffer
+	dry.WriteItems(&a)
+	for _, cp := range done.Courses {
+		for _, it := range append(append([]*load.Item(nil), cp.Items...), cp.Held...) {
+			if it.Outcome == "held" {
+				w.t.Errorf("the gate held an item the plan did not: %s", it.Line())
+			}
+		}
+	}
+	done.WriteItemsAsPlanned(&b)
+	if a.String() != b.String() {
+		w.t.Errorf("the dry-run plan and the executed plan differ:\n--- dry run\n%s--- executed\n%s", a.String(), b.String())
+	}
+	var want []string
+	for _, cp := range done.Courses {
+		for _, it := range cp.Items {
+			if it.Outcome == "done" && writesToMoodle(it) {
+				want = append(want, w.changeKey(it))
+			}
+		}
+	}
+	got := w.changes(before, after)
+	sort.Strings(want)
+	sort.Strings(got)
+	if strings.Join(want, "\n") != strings.Join(got, "\n") {
+		w.t.Errorf("the writes the load reports differ from Moodle's changes:\n--- reported\n%s\n--- in Moodle\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
+	}
+}
+
+func writesToMoodle(it *load.Item) bool {
+	switch it.Action {
+	case load.ActCreate, load.ActAdopt, load.ActRename, load.ActAssign, load.ActAdd, load.ActRemove, load.ActGiveBack, load.ActDelete:
+		return true
+	}
+	return false
+}
+
+// changeKey names a write as changes() names what Moodle shows.
+func (w *world) changeKey(it *load.Item) string {
+	switch it.Object {
+	case "member":
+		who := it.CMISID
+		if who == "" {
+			who = w.cmisOf(int(it.UserID))
+		}
+		return fmt.Sprintf("%d %s member %s %s", it.CourseID, it.Action, it.IDNumber, who)
+	case "group", "grouping":
+		return fmt.Sprintf("%d %s %s %s", it.CourseID, it.Action, it.Object, it.IDNumber)
+	}
+	return fmt.Sprintf("%d %s %s", it.CourseID, it.Action, it.Object)
+}
+
+func (w *world) cmisOf(uid int) string {
+	for p, id := range w.users {
+		if id == uid {
+			return p
+		}
+	}
+	return fmt.Sprintf("user%d", uid)
+}
+
+// changes lists what changed in Moodle between two states, in the words of
+// changeKey.
+func (w *world) changes(before, after moodlesim.State) []string {
+	var out []string
+	type obj struct {
+		course    int
+		name, idn string
+		members   []int
+		groups    []int
+		grouping  bool
+	}
+	index := func(s moodlesim.State) map[string]obj {
+		m := map[string]obj{}
+		for _, g := range s.Groups {
+			m[fmt.Sprintf("g%d", g.ID)] = obj{course: g.CourseID, name: g.Name, idn: g.IDNumber, members: g.Members}
+		}
+		for _, g := range s.Groupings {
+			m[fmt.Sprintf("G%d", g.ID)] = obj{course: g.CourseID, name: g.Name, idn: g.IDNumber, groups: g.Groups, grouping: true}
+		}
+		return m
+	}
+	b, a := index(before), index(after)
+	idnOf := func(id int) string {
+		if o, ok := a[fmt.Sprintf("g%d", id)]; ok {
+			return o.idn
+		}
+		return b[fmt.Sprintf("g%d", id)].idn
+	}
+	kindOf := func(o obj) string {
+		if o.grouping {
+			return "grouping"
+		}
+		return "group"
+	}
+	for k, x := range a {
+		y, existed := b[k]
+		switch {
+		case !existed:
+			out = append(out, fmt.Sprintf("%d create %s %s", x.course, kindOf(x), x.idn))
+			for _, u := range x.members {
+				out = append(out, fmt.Sprintf("%d add member %s %s", x.course, x.idn, w.cmisOf(u)))
+			}
+			for _, g := range x.groups {
+				out = append(out, fmt.Sprintf("%d assign group %s", x.course, idnOf(g)))
+			}
+			continue
+		case y.idn == "" && x.idn != "":
+			out = append(out, fmt.Sprintf("%d adopt %s %s", x.course, kindOf(x), x.idn))
+		case y.idn != "" && x.idn == "":
+			out = append(out, fmt.Sprintf("%d give-back %s %s", x.course, kindOf(x), y.idn))
+		case y.name != x.name || y.idn != x.idn:
+			out = append(out, fmt.Sprintf("%d rename %s %s", x.course, kindOf(x), x.idn))
+		}
+		idn := x.idn
+		if idn == "" {
+			idn = y.idn
+		}
+		for _, u := range diff(x.members, y.members) {
+			out = append(out, fmt.Sprintf("%d add member %s %s", x.course, idn, w.cmisOf(u)))
+		}
+		for _, u := range diff(y.members, x.members) {
+			out = append(out, fmt.Sprintf("%d remove member %s %s", x.course, idn, w.cmisOf(u)))
+		}
+		for _, g := range diff(x.groups, y.groups) {
+			out = append(out, fmt.Sprintf("%d assign group %s", x.course, idnOf(g)))
+		}
+	}
+	for k, y := range b {
+		if _, ok := a[k]; !ok {
+			if _, courseGone := w.coursesByID()[y.course]; courseGone {
+				continue // the course itself was deleted in Moodle
+			}
+			out = append(out, fmt.Sprintf("%d delete %s %s", y.course, kindOf(y), y.idn))
+		}
+	}
+	return out
+}
+
+// coursesByID lists courses the scenario deleted from Moodle.
+func (w *world) coursesByID() map[int]bool {
+	gone := map[int]bool{}
+	live := map[int]bool{}
+	for _, c := range w.sim.State().Courses {
+		live[c.ID] = true
+	}
+	for _, g := range w.deleted {
+		if !live[g] {
+			gone[g] = true
+		}
+	}
+	return gone
+}
+
+func diff(a, b []int) []int {
+	in := map[int]bool{}
+	for _, x := range b {
+		in[x] = true
+	}
+	var out []int
+	for _, x := range a {
+		if !in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func countsLine(r stage.Result) string {
@@ -366,6 +542,7 @@ var scenarios = map[string]func(w *world){
 		if err := w.sim.DeleteCourse(w.courses["B"]); err != nil {
 			w.t.Fatal(err)
 		}
+		w.deleted = append(w.deleted, w.courses["B"])
 		delete(w.courses, "B")
 		w.cmis("COMP1001", "SEM01", "s1", "s2")
 		w.sync("a course deleted in Moodle retires its mappings", stage.Options{}, load.Options{})

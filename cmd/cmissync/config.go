@@ -82,6 +82,7 @@ type LoadConfig struct {
 	OnNameClash     string `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename"`
 	OnDeleted       string `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate"`
 	OnRenamed       string `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep"`
+	OnMemberRemoved string `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore"`
 	RemoveNotInCMIS bool   `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
 }
 
@@ -262,6 +263,7 @@ func (c *Config) validate() error {
 		oneOf("load.on_name_clash", c.Load.OnNameClash, "rename", "adopt"),
 		oneOf("load.on_deleted", c.Load.OnDeleted, "recreate", "forget"),
 		oneOf("load.on_renamed", c.Load.OnRenamed, "keep", "restore"),
+		oneOf("load.on_member_removed", c.Load.OnMemberRemoved, "restore", "respect"),
 		oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"),
 		oneOf("log.format", c.Log.Format, "auto", "text", "json"),
 	} {

@@ -458,7 +458,7 @@ func TestMassChangeGuardHoldsAnEmptiedSource(t *testing.T) {
 				t.Fatalf("no held-load report with the numbers among %v", reports)
 			}
 			// Dry run says it would be held.
-			if _, out, _ := h.cmd("run", "--dry-run", "--approve-shrink"); !strings.Contains(out, "would be held") {
+			if _, out, _ := h.cmd("run", "--dry-run", "--approve-shrink"); !strings.Contains(out, "mass-change guard holds deletions back") {
 				t.Fatalf("dry run does not mention the hold:\n%s", out)
 			}
 

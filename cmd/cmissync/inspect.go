@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cmissync/cmissync/load"
 	"github.com/cmissync/cmissync/stage/store"
 )
 
@@ -18,13 +17,21 @@ func (a *app) planCommand() *cobra.Command {
 	var (
 		courses []int64
 		asJSON  bool
+		offline bool
 	)
 	c := &cobra.Command{
 		Use:   "plan",
 		Short: "Show what the load step would do, per course",
-		Long: `Reads the toadd/todelete flags in staging and shows, per course, the groupings
-and groups to create and delete and the memberships to add and remove.
-Run "cmissync stage" first to refresh the flags. Sends nothing to Moodle.`,
+		Long: `Builds the plan the load step would carry out now, from the staged flags and
+Moodle's real state (read from Moodle, as load reads it), and prints it: per
+course, the groupings and groups to create, adopt, rename, assign, give back
+and delete, the members to add and remove (who, and why), the repairs of
+changes made in Moodle by hand, and every deletion held back with its reason.
+It is the same plan "run --dry-run" prints and "load" executes. Sends nothing
+to Moodle. Run "cmissync stage" first to refresh the flags.
+
+With --offline Moodle is not read: the plan is built from staging alone, so
+changes made in Moodle by hand and enrolments are not seen.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.pipeline(c.Context(), courses)
@@ -32,7 +39,7 @@ Run "cmissync stage" first to refresh the flags. Sends nothing to Moodle.`,
 				return err
 			}
 			defer p.close()
-			pl, err := load.MakePlan(c.Context(), p.st, p.filter)
+			pl, err := p.makePlan(c.Context(), offline)
 			if err != nil {
 				return err
 			}
@@ -46,7 +53,8 @@ Run "cmissync stage" first to refresh the flags. Sends nothing to Moodle.`,
 		},
 	}
 	courseFlag(c, &courses)
-	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON, every item included")
+	c.Flags().BoolVar(&offline, "offline", false, "build the plan from staging alone, without reading Moodle")
 	return a.withHelp(c)
 }
 

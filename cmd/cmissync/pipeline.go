@@ -195,21 +195,31 @@ func (p *pipeline) run(ctx context.Context, dryRun bool) error {
 		return err
 	}
 	if dryRun {
-		pl, err := load.MakePlan(ctx, p.st, p.filter)
+		pl, err := p.makePlan(ctx, false)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(p.a.stdout, "Dry run: nothing was sent to Moodle. The load step would do this:")
 		pl.WriteText(p.a.stdout)
-		if !p.approveDeletes {
-			if err := p.loadOptions().Guard.Check(ctx, p.st, p.filter); err != nil {
-				fmt.Fprintf(p.a.stdout, "\nThe load would be held: %v\n", err)
-			}
-		}
-		return errors.Join(partial...)
+		return worst(partial)
 	}
 	partial = append(partial, p.step(ctx, "load", p.load))
-	return firstWorst(partial)
+	return worst(partial)
+}
+
+// makePlan builds the load's plan without sending anything: from staging
+// and Moodle's real state, or from staging alone when offline.
+func (p *pipeline) makePlan(ctx context.Context, offline bool) (*load.Plan, error) {
+	opts := p.loadOptions()
+	opts.Offline = offline
+	var mc *moodle.Client
+	if !offline {
+		var err error
+		if mc, err = p.moodleClient(); err != nil {
+			return nil, err
+		}
+	}
+	return load.MakePlan(ctx, p.st, mc, opts, p.log)
 }
 
 // single runs one step under the lock.
@@ -228,14 +238,20 @@ func isPartial(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// firstWorst returns the first non-nil error.
-func firstWorst(errs []error) error {
+// worst returns the error that decides a run's exit code: a stop by a
+// safety rail wins over item failures, whichever step came first.
+func worst(errs []error) error {
+	var first error
 	for _, e := range errs {
-		if e != nil {
+		var he *HeldError
+		if errors.As(e, &he) {
 			return e
 		}
+		if first == nil {
+			first = e
+		}
 	}
-	return nil
+	return first
 }
 
 // stepResult is what a step reports to the runs table and the email.
@@ -244,6 +260,9 @@ type stepResult struct {
 	summary  []report.Count
 	failures []report.Failure
 	advice   []string
+	// held lists what a policy held back; notices what is worth knowing
+	// though nothing failed.
+	held, notices []string
 }
 
 // step runs one step, records it in cmissync_runs and emails a report when
@@ -279,7 +298,7 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 	} else {
 		entry.Info(name + " finished")
 	}
-	if outcome != store.OutcomeOK && !errors.Is(err, context.Canceled) {
+	if (outcome != store.OutcomeOK || len(res.held) > 0) && !errors.Is(err, context.Canceled) {
 		p.sendReport(ctx, name, started, outcome, message, res)
 	}
 	if err != nil {
@@ -294,7 +313,7 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 func (p *pipeline) sendReport(ctx context.Context, step string, started time.Time, outcome, message string, res stepResult) {
 	r := report.Report{
 		Site: p.cfg.Site.Name, RunID: p.runID, Step: step, Started: started, Finished: time.Now(),
-		Summary: res.summary, Failures: res.failures, Advice: res.advice,
+		Summary: res.summary, Failures: res.failures, Advice: res.advice, Held: res.held, Notices: res.notices,
 	}
 	if outcome == store.OutcomeFailed || outcome == store.OutcomeHeld {
 		r.Fatal = message
@@ -393,13 +412,32 @@ func scrubErr(err error, cfg *Config) error {
 	return errors.New(s)
 }
 
-// stage runs the stage step.
+// stage runs the stage step. Mapping rows it refuses are the step's
+// failures (what they map is kept).
 func (p *pipeline) stage(ctx context.Context) (stepResult, error) {
 	res, err := stage.Run(ctx, p.st, stage.Options{
-		Templates: stage.Templates{GroupingName: p.cfg.Stage.GroupingName, GroupName: p.cfg.Stage.GroupName},
-		Filter:    p.filter,
+		Templates:      stage.Templates{GroupingName: p.cfg.Stage.GroupingName, GroupName: p.cfg.Stage.GroupName},
+		Filter:         p.filter,
+		ApproveDeletes: p.approveDeletes,
 	}, p.log)
 	out := stepResult{counts: res.Map(), advice: []string{"Rerun with: cmissync stage (then cmissync load)"}}
+	for _, b := range res.BadMappings {
+		out.failures = append(out.failures, report.Failure{
+			CourseID: int(b.CourseID), Function: "mapped_modules",
+			Params:    fmt.Sprintf("id=%d moodle_id=%d modulecode=%s group_import=%q mapping_action=%q", b.ID, b.CourseID, b.ModuleCode, b.GroupImport, b.MappingAction),
+			ErrorCode: "badmapping", Exception: "cmissync",
+			Message: b.Reason + "; the groups this row maps are kept as they are (never deleted) until it is fixed",
+			Hint:    "Set group_import and mapping_action to ADD or RMV (mapped_modules row shown), then rerun: cmissync run",
+		})
+	}
+	var he *stage.HoldError
+	if errors.As(err, &he) {
+		out.advice = []string{
+			"mapped_modules is empty while cmissync owns groups in Moodle: check whatever maintains the mappings (a Moodle block, a script).",
+			"If every mapping really was removed, approve with: cmissync run --approve-deletes",
+		}
+		return out, &HeldError{Reason: he.Reason}
+	}
 	return out, err
 }
 
@@ -423,64 +461,52 @@ func (p *pipeline) moodleClient() (*moodle.Client, error) {
 	return mc, nil
 }
 
-// load runs the load step.
+// load runs the load step. Load records its own failures in
+// rest_error_logs; this turns its result into the step's report.
 func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	advice := []string{
 		"Fix the cause named for each item (in Moodle, or in the staged rows), then rerun: cmissync load",
-		"See what is still pending with: cmissync status",
+		"See what is still pending with: cmissync status, and what the next load would do with: cmissync plan",
 	}
 	mc, err := p.moodleClient()
 	if err != nil {
 		return stepResult{advice: advice}, err
 	}
-	si, err := mc.CheckFunctions(ctx, moodle.RequiredFunctions)
-	if err != nil {
-		return stepResult{advice: advice}, err
-	}
-	p.log.WithField("site", si.SiteName).WithField("moodle_release", si.Release).Debug("Moodle site checked")
 	res, err := load.Run(ctx, p.st, mc, p.loadOptions(), p.log)
-	out := stepResult{advice: advice}
+	out := stepResult{advice: advice, counts: res.Map()}
+	out.summary = []report.Count{
+		{Label: "groupings created", Value: res.GroupingsCreated}, {Label: "groups created", Value: res.GroupsCreated},
+		{Label: "recreated after deletion in Moodle", Value: res.Recreated},
+		{Label: "groups and groupings adopted", Value: res.Adopted}, {Label: "renamed", Value: res.Renamed},
+		{Label: "assigned to their grouping", Value: res.Assigned},
+		{Label: "members added", Value: res.MembersAdded}, {Label: "members found already there", Value: res.MembersFound},
+		{Label: "members removed", Value: res.MembersRemoved}, {Label: "groups deleted", Value: res.GroupsDeleted},
+		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "adopted groups given back", Value: res.GivenBack},
+		{Label: "found in Moodle and recorded", Value: res.Found},
+		{Label: "courses retired (deleted in Moodle)", Value: res.CoursesRetired},
+		{Label: "memberships waiting for enrolment", Value: res.NotEnrolled}, {Label: "parked items", Value: res.Parked},
+		{Label: "deletions held back", Value: res.Held},
+		{Label: "failed items", Value: int64(len(res.Failures))},
+	}
+	out.failures = res.Failures
+	if res.Plan != nil {
+		for _, it := range res.Plan.Held() {
+			out.held = append(out.held, fmt.Sprintf("course %d: %s", it.CourseID, it.Line()))
+		}
+	}
+	for _, n := range res.Notices {
+		out.notices = append(out.notices, fmt.Sprintf("course %d %s: %s", n.CourseID, n.Object, n.Message))
+	}
+	p.lastLoad = res
 	var hold *load.HoldError
 	if errors.As(err, &hold) {
-		return stepResult{advice: []string{
+		out.advice = []string{
 			"Check why so much would be deleted: an outage or a partial export in CMIS, or mappings changed in bulk?",
 			"See the plan with: cmissync plan",
 			"If the deletions are intended, approve them with: cmissync load --approve-deletes",
-		}}, &HeldError{Reason: hold.Error()}
-	}
-	out.counts = res.Map()
-	out.summary = []report.Count{
-		{Label: "groupings created", Value: res.GroupingsCreated}, {Label: "groups created", Value: res.GroupsCreated},
-		{Label: "groups and groupings adopted", Value: res.Adopted}, {Label: "renamed", Value: res.Renamed},
-		{Label: "recreated after deletion in Moodle", Value: res.Recreated},
-		{Label: "members added", Value: res.MembersAdded}, {Label: "members found already there", Value: res.MembersFound},
-		{Label: "members removed", Value: res.MembersRemoved}, {Label: "groups deleted", Value: res.GroupsDeleted},
-		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "courses retired (deleted in Moodle)", Value: res.CoursesRetired},
-		{Label: "memberships waiting for enrolment", Value: res.NotEnrolled}, {Label: "parked items", Value: res.Parked},
-		{Label: "failed items", Value: int64(len(res.Failures))},
-	}
-	if res.DeletesSkipped {
-		out.advice = append(out.advice, "Deletions were skipped because an earlier step or phase failed; they run on the next clean run.")
-	}
-	var restErrs []store.RestError
-	for _, f := range res.Failures {
-		if f.Parked {
-			f.Message += " (now parked: skipped until `cmissync retry`)"
 		}
-		out.failures = append(out.failures, report.Failure{
-			CourseID: int(f.CourseID), CourseName: f.CourseName, GroupName: f.ObjectName, GroupIDNumber: f.Object, User: f.User,
-			Function: f.Function, Params: f.Params, ErrorCode: f.ErrorCode, Exception: f.Exception, Message: f.Message,
-		})
-		restErrs = append(restErrs, store.RestError{RunID: p.runID, Step: "load", CourseID: f.CourseID, Object: f.Object,
-			Function: f.Function, Params: report.Scrub(f.Params, p.cfg.secrets()...), Exception: f.Exception, ErrorCode: f.ErrorCode, Message: f.Message})
+		return out, &HeldError{Reason: hold.Error()}
 	}
-	for _, n := range res.Notices {
-		p.log.WithField("course", n.CourseID).WithField("object", n.Object).Warn(n.Message)
-	}
-	if rerr := p.st.RecordRestErrors(ctx, restErrs); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	p.lastLoad = res
 	return out, err
 }
 
@@ -490,6 +516,7 @@ func (p *pipeline) loadOptions() load.Options {
 		RunID: p.runID, Filter: p.filter, UserField: p.cfg.Moodle.UserMatchField,
 		Concurrency: p.cfg.Load.Concurrency, ParkAfter: p.cfg.Load.ParkAfter,
 		OnNameClash: p.cfg.Load.OnNameClash, OnDeleted: p.cfg.Load.OnDeleted, OnRenamed: p.cfg.Load.OnRenamed,
+		OnMemberRemoved:     p.cfg.Load.OnMemberRemoved,
 		RemoveUnseenMembers: p.cfg.Load.RemoveNotInCMIS,
 		Guard: load.Guard{
 			MaxDeleteShare: p.cfg.Guard.MaxDeleteShare, MaxDeleteCount: int64(p.cfg.Guard.MaxDeleteCount),

@@ -31,12 +31,19 @@ const (
 	FnManualEnrolUsers = "enrol_manual_enrol_users"
 )
 
-// RequiredFunctions are the functions a sync needs.
+// RequiredFunctions are the functions a sync needs: the writes, the reads
+// by id that verify everything cmissync owns every run, the course
+// listings, and the enrolment read.
 var RequiredFunctions = []string{
-	FnSiteInfo, FnCreateGroupings, FnCreateGroups, FnAssignGrouping, FnAddMembers, FnDeleteMembers,
-	FnDeleteGroups, FnDeleteGroupings, FnCourseGroups, FnCourseGroupings, FnGroupMembers, FnEnrolledUsers,
-	FnUpdateGroups, FnUpdateGroupings,
+	FnSiteInfo, FnCreateGroupings, FnCreateGroups, FnAssignGrouping, FnUnassignGrouping, FnAddMembers, FnDeleteMembers,
+	FnDeleteGroups, FnDeleteGroupings, FnCourseGroups, FnCourseGroupings, FnGetGroups, FnGetGroupings, FnGroupMembers,
+	FnEnrolledUsers, FnUpdateGroups, FnUpdateGroupings,
 }
+
+// OptionalFunctions are used when the service offers them:
+// core_course_get_courses_by_field names courses in reports and tells a
+// deleted course from one the service user may not open in one call.
+var OptionalFunctions = []string{FnCoursesByField}
 
 // SiteInfo is the answer of core_webservice_get_site_info.
 type SiteInfo struct {
@@ -364,4 +371,14 @@ func (c *Client) Groupings(ctx context.Context, ids []int64, returnGroups bool) 
 	var out []Grouping
 	err := c.Call(ctx, FnGetGroupings, f, &out)
 	return out, err
+}
+
+// Has reports whether the token's service offers a function.
+func (si SiteInfo) Has(function string) bool {
+	for _, f := range si.Functions {
+		if f.Name == function {
+			return true
+		}
+	}
+	return false
 }

@@ -5,40 +5,51 @@ import (
 	"strconv"
 )
 
-// Update is a new name and idnumber for an existing group or grouping
-// (core_group_update_groups / core_group_update_groupings).
+// Update changes an existing group or grouping (core_group_update_groups /
+// core_group_update_groupings). Name is always sent (Moodle requires it);
+// IDNumber and Description only when set, so that what is not set stays as
+// it is in Moodle (a teacher's description survives adoption). Moodle
+// requires a grouping's description: set it for groupings.
 type Update struct {
-	ID       int64
-	Name     string
-	IDNumber string
+	ID          int64
+	Name        string
+	IDNumber    *string
+	Description *string
 }
 
-// VarsPerUpdate is the form variables of one Update.
+// Ptr returns a pointer to s, for Update's optional fields.
+func Ptr(s string) *string { return &s }
+
+// VarsPerUpdate is the most form variables one Update takes.
 const VarsPerUpdate = 4 // id, name, description, idnumber
 
 // UpdateForm renders update parameters under key ("groups" or "groupings").
-// Moodle requires description for groupings; the group's is optional, and
-// both get cmissync's own so teachers can tell its objects apart.
-func UpdateForm(key string, items []Update, description string) *Form {
+func UpdateForm(key string, items []Update) *Form {
 	f := &Form{}
 	for i, u := range items {
 		p := key + "[" + strconv.Itoa(i) + "]"
 		f.AddInt(p+"[id]", u.ID)
 		f.Add(p+"[name]", u.Name)
-		f.Add(p+"[description]", description)
-		f.Add(p+"[idnumber]", u.IDNumber)
+		if u.Description != nil {
+			f.Add(p+"[description]", *u.Description)
+		}
+		if u.IDNumber != nil {
+			f.Add(p+"[idnumber]", *u.IDNumber)
+		}
 	}
 	return f
 }
 
-// UpdateGroups renames groups and sets their idnumbers.
-func (c *Client) UpdateGroups(ctx context.Context, items []Update, description string) error {
-	return c.Call(ctx, FnUpdateGroups, UpdateForm("groups", items, description), nil)
+// UpdateGroups changes groups. A call that leaves a group as it is (its
+// current name, nothing else) is a write all the same: it clears the
+// course's group cache, phantoms included.
+func (c *Client) UpdateGroups(ctx context.Context, items []Update) error {
+	return c.Call(ctx, FnUpdateGroups, UpdateForm("groups", items), nil)
 }
 
-// UpdateGroupings renames groupings and sets their idnumbers.
-func (c *Client) UpdateGroupings(ctx context.Context, items []Update, description string) error {
-	return c.Call(ctx, FnUpdateGroupings, UpdateForm("groupings", items, description), nil)
+// UpdateGroupings changes groupings; each needs its Description.
+func (c *Client) UpdateGroupings(ctx context.Context, items []Update) error {
+	return c.Call(ctx, FnUpdateGroupings, UpdateForm("groupings", items), nil)
 }
 
 // FnUpdateGroupings renames groupings.

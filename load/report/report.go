@@ -59,7 +59,16 @@ type Report struct {
 	// Advice lists what to check and what to run next, e.g. "cmissync status".
 	Advice   []string
 	Failures []Failure
+	// Held lists what a safety policy held back, one line each with the
+	// reason (deletions without evidence, over the mass-change guard).
+	Held []string
+	// Notices lists what happened that is worth knowing though nothing
+	// failed (a group recreated, adopted or given back, a course retired).
+	Notices []string
 }
+
+// maxListed bounds the held-back and notice lines shown in a message.
+const maxListed = 50
 
 // RenderOptions tunes Render.
 type RenderOptions struct {
@@ -197,6 +206,10 @@ func defaultOutcome(r Report) string {
 		return "finished with 1 failure"
 	case len(r.Failures) > 1:
 		return fmt.Sprintf("finished with %d failures", len(r.Failures))
+	case len(r.Held) == 1:
+		return "finished; 1 deletion held back"
+	case len(r.Held) > 1:
+		return fmt.Sprintf("finished; %d deletions held back", len(r.Held))
 	default:
 		return "finished"
 	}
@@ -345,6 +358,22 @@ func renderText(v view) string {
 		section(&b, "WHAT TO DO NEXT")
 		for _, a := range v.Advice {
 			b.WriteString(wrap(a, "  - ", "    "))
+		}
+	}
+	for _, l := range []struct {
+		title string
+		lines []string
+	}{{"HELD BACK", v.Held}, {"NOTICES", v.Notices}} {
+		if len(l.lines) == 0 {
+			continue
+		}
+		section(&b, fmt.Sprintf("%s (%d)", l.title, len(l.lines)))
+		for i, s := range l.lines {
+			if i == maxListed {
+				line("  … and %d more", len(l.lines)-maxListed)
+				break
+			}
+			b.WriteString(wrap(s, "  - ", "    "))
 		}
 	}
 	if v.Total > 0 {

@@ -66,6 +66,14 @@ func scrubReport(r Report, secrets []string) Report {
 	for i, a := range r.Advice {
 		out.Advice[i] = sc(a)
 	}
+	out.Held = make([]string, len(r.Held))
+	for i, h := range r.Held {
+		out.Held[i] = sc(h)
+	}
+	out.Notices = make([]string, len(r.Notices))
+	for i, n := range r.Notices {
+		out.Notices[i] = sc(n)
+	}
 	out.Failures = make([]Failure, len(r.Failures))
 	for i, f := range r.Failures {
 		out.Failures[i] = Failure{

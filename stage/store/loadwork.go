@@ -117,6 +117,8 @@ type Created struct {
 	RowID    int64
 	MoodleID int64
 	Name     string // the name it has in Moodle
+	// Adopted marks a hand-made object cmissync took over.
+	Adopted bool
 }
 
 // RecordCreated records created (or adopted) groupings or groups: their
@@ -134,8 +136,8 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, d := range done {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, moodlename = ?, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-				d.MoodleID, d.Name, d.RowID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, moodlename = ?, adopted = CASE WHEN ? THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+				d.MoodleID, d.Name, d.Adopted, d.RowID); err != nil {
 				return fmt.Errorf("record %s %d: %w", table, d.RowID, err)
 			}
 		}
@@ -588,4 +590,67 @@ func (s *Store) RecordIntent(ctx context.Context, members []AddedMember) error {
 		}
 		return nil
 	})
+}
+
+// RespectRemovals records memberships someone removed in Moodle by hand
+// that cmissync leaves out while CMIS lists them (load.on_member_removed =
+// respect).
+func (s *Store) RespectRemovals(ctx context.Context, ids []int64, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := updateIDs(ctx, tx, `UPDATE cmis_groupmembers SET removed_in_moodle = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+}
+
+// AuditMember keys a membership in the audit trail.
+type AuditMember struct {
+	IDNumber string // the group's idnumber
+	UserID   int64  // the Moodle user
+}
+
+// AddedByAudit reports, of the given memberships of a course, those whose
+// last entry in the audit trail is cmissync adding them: the trail keeps
+// ownership when a staged row was lost (a table emptied by hand).
+func (s *Store) AddedByAudit(ctx context.Context, courseID int64, members []AuditMember) (map[AuditMember]bool, error) {
+	out := map[AuditMember]bool{}
+	idns := map[string]bool{}
+	for _, m := range members {
+		idns[m.IDNumber] = true
+	}
+	want := map[AuditMember]bool{}
+	for _, m := range members {
+		want[m] = true
+	}
+	var list []any
+	for idn := range idns {
+		list = append(list, idn)
+	}
+	const chunk = 500
+	for start := 0; start < len(list); start += chunk {
+		part := list[start:min(start+chunk, len(list))]
+		rows, err := all(ctx, s.db, `SELECT idnumber, userid, action FROM cmissync_audit
+WHERE courseid = ? AND object = 'member' AND idnumber IN (`+placeholders(len(part))+`) ORDER BY id`,
+			append([]any{courseID}, part...), func(r *sql.Rows) (AuditEntry, error) {
+				var e AuditEntry
+				err := r.Scan(&e.IDNumber, &e.UserID, &e.Action)
+				return e, err
+			})
+		if err != nil {
+			return nil, fmt.Errorf("read the audit trail of course %d: %w", courseID, err)
+		}
+		for _, e := range rows {
+			k := AuditMember{e.IDNumber, e.UserID}
+			if want[k] {
+				out[k] = e.Action == "add"
+			}
+		}
+	}
+	for k, v := range out {
+		if !v {
+			delete(out, k)
+		}
+	}
+	return out, nil
 }
