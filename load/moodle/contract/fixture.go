@@ -37,12 +37,30 @@ func newFixture(t *testing.T, tg *Target) *fixture {
 // name prefixes a name or idnumber with the case's prefix.
 func (f *fixture) name(s string) string { return f.prefix + s }
 
+// description is the description of every group and grouping the suite
+// creates.
+const description = "cmissync contract test"
+
 func (f *fixture) newGroup(course int64, name string) moodle.Group {
-	return moodle.Group{CourseID: course, Name: f.name(name), IDNumber: f.name(name), Description: "cmissync contract test"}
+	return moodle.Group{CourseID: course, Name: f.name(name), IDNumber: f.name(name), Description: description}
 }
 
 func (f *fixture) newGrouping(course int64, name string) moodle.Grouping {
-	return moodle.Grouping{CourseID: course, Name: f.name(name), IDNumber: f.name(name), Description: "cmissync contract test"}
+	return moodle.Grouping{CourseID: course, Name: f.name(name), IDNumber: f.name(name), Description: description}
+}
+
+// noOpUpdate updates a group (or grouping) the case made with the name,
+// idnumber and description it has. It changes nothing but clears the
+// course's group cache, and so its phantoms. It has a context of its own,
+// so that it also serves in clean-up.
+func (f *fixture) noOpUpdate(grouping bool, id int64, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u := []moodle.Update{{ID: id, Name: f.name(name), IDNumber: f.name(name)}}
+	if grouping {
+		return f.c.UpdateGroupings(ctx, u, description)
+	}
+	return f.c.UpdateGroups(ctx, u, description)
 }
 
 // createGroups creates groups named (and idnumbered) prefix+name in the

@@ -319,10 +319,15 @@ func courseNotFound(t *testing.T, tg *Target) {
 
 // --- transactions -------------------------------------------------------------
 
+// createTransaction: a create call refused on its second item creates
+// nothing. A refusal by name (a database check) leaves nothing behind; a
+// refusal by idnumber (a check that reads Moodle's group cache after the
+// first item's insert) leaves that item listed in the course as a phantom of
+// the cache, which does not exist when read by id (see PhantomAfterRefusedCreate).
 func createTransaction(t *testing.T, tg *Target) {
 	f := newFixture(t, tg)
 	f.createGroup("taken")
-	f.createGrouping("taken")
+	takenGrouping := f.createGrouping("taken")
 	t.Run("groups", func(t *testing.T) {
 		good := f.newGroup(tg.Course, "good")
 		dup := f.newGroup(tg.Course, "dup")
@@ -337,10 +342,18 @@ func createTransaction(t *testing.T, tg *Target) {
 		good := f.newGrouping(tg.Course, "good")
 		dup := f.newGrouping(tg.Course, "dup")
 		dup.IDNumber = f.name("taken")
+		// A no-op update of a grouping of the course clears the phantom.
+		t.Cleanup(func() {
+			if err := f.noOpUpdate(true, takenGrouping, "taken"); err != nil {
+				t.Errorf("clear the group cache: %v", err)
+			}
+		})
 		_, err := f.c.CreateGroupings(f.ctx, []moodle.Grouping{good, dup})
 		tg.wantErr(t, err, errIDNumberTaken)
-		if _, ok := f.courseGrouping(tg.Course, good.IDNumber); ok {
-			t.Errorf("the good grouping of a refused call was created")
+		if g, ok := f.courseGrouping(tg.Course, good.IDNumber); ok {
+			t.Logf("grouping %d is listed by the course: a phantom of the group cache, as the reference records", g.ID)
+			_, err := f.c.GroupingsWithGroups(f.ctx, []int64{g.ID})
+			tg.wantErr(t, err, errNoGrouping)
 		}
 	})
 }
