@@ -25,8 +25,9 @@
 // an undo journal records the inverse of each change, and any error replays
 // the journal backwards, so nothing of a failed call is applied (the id
 // counters aside: like InnoDB's auto-increment, a rolled-back call does not
-// give back the ids it took). A call costs what it touches, not the size of
-// the site.
+// give back the ids it took, and Moodle's group cache keeps what the call
+// did to it, see below). A call costs what it touches, not the size of the
+// site.
 //
 // Implemented functions: core_group_create_groups, core_group_update_groups,
 // core_group_delete_groups, core_group_get_groups, core_group_get_course_groups,
@@ -58,6 +59,40 @@
 //   - Course ids start at 2 (1 is the site course, not modelled), user ids at 3
 //     (1 guest, 2 the web-service user "admin", not modelled); group and
 //     grouping ids at 1. Ids are never reused.
+//
+// # Moodle's group cache
+//
+// Moodle keeps each course's groups and groupings in a cache ("groupdata")
+// that is not part of the database transaction, and the simulator models it
+// as the reference notes describe:
+//   - get_course_groups and get_course_groupings answer from the course's
+//     cache entry, which is built from the database when there is none;
+//   - the idnumber checks of create_groups, create_groupings, update_groups
+//     and update_groupings (groups_get_group_by_idnumber and
+//     groups_get_grouping_by_idnumber) read the cache; the name checks read
+//     the database;
+//   - the reads by id (get_groups, get_group_members, get_groupings) read the
+//     database;
+//   - every change to a course's groups or groupings drops its entry as it
+//     happens: create, update (a no-op update too), delete, assign and
+//     unassign through the web services, and the Server's Go methods
+//     (AddGroup, RenameGroup, DeleteGroup, AddGrouping, DeleteGrouping,
+//     DeleteCourse, LoadSeed). Membership changes do not, since the reference
+//     does not say they do; do not rely on them clearing anything.
+//
+// A rollback leaves the cache as the call left it. So create_groups [A, B],
+// where A is inserted and B is refused idnumbertaken by a check that rebuilt
+// the cache after A's insert, leaves A as a phantom: listed by
+// get_course_groups with the id it took, refusing a later create of A
+// (idnumbertaken), answered invalidrecord by get_groups and
+// get_group_members. Deleting an id that does not exist does not clear it; a
+// no-op update of any existing group or grouping of the course does (one
+// entry holds both). The same goes for groupings. A call refused by a check
+// that reads only the database (a taken name) rebuilt nothing mid-call and
+// leaves no phantom. State, SaveSeed and /_sim/state show the database, never
+// the cache; the Go methods check names and idnumbers against the database.
+// Options.NoGroupCache turns the model off, for tests that show that they
+// notice it.
 //
 // # max_input_vars
 //

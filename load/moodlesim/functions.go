@@ -515,7 +515,7 @@ func createGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if idn, ok := g["idnumber"].(string); ok {
 			r.idnumber = phpTrim(idn)
 			fields["idnumber"] = r.idnumber
-			if c.st.groupByIDNumber(courseID, r.idnumber) != nil {
+			if byIDNumber(c.st.courseData(courseID).groups, r.idnumber) != 0 {
 				return nil, idNumberTaken()
 			}
 		}
@@ -594,7 +594,7 @@ func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if hasIdn {
 			idn = phpTrim(idn)
 			fields["idnumber"] = idn
-			if e := c.st.groupByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+			if e := byIDNumber(c.st.courseData(cur.courseid).groups, idn); e != 0 && e != id {
 				return nil, idNumberTaken()
 			}
 		}
@@ -652,14 +652,16 @@ func getGroups(c *callCtx, p map[string]any) (any, *wsError) {
 	return out, nil
 }
 
+// getCourseGroups answers from the course's group cache (groups_get_all_groups
+// with only group fields uses it), so it lists phantoms.
 func getCourseGroups(c *callCtx, p map[string]any) (any, *wsError) {
 	courseID := p["courseid"].(int)
 	if c.st.courses[courseID] == nil {
 		return nil, courseContextErr(courseID)
 	}
 	out := []any{}
-	for _, id := range c.st.groupIDs(courseID) {
-		out = append(out, c.groupOut(c.st.groups[id]))
+	for _, g := range c.st.courseData(courseID).groups {
+		out = append(out, c.groupOut(&g))
 	}
 	return out, nil
 }
@@ -751,7 +753,7 @@ func createGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if idn, ok := g["idnumber"].(string); ok {
 			r.idnumber = phpTrim(idn)
 			fields["idnumber"] = r.idnumber
-			if c.st.groupingByIDNumber(courseID, r.idnumber) != nil {
+			if byIDNumber(c.st.courseData(courseID).groupings, r.idnumber) != 0 {
 				return nil, idNumberTaken()
 			}
 			// Only set when given: without it Moodle's answer fails
@@ -799,7 +801,7 @@ func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if hasIdn {
 			idn = phpTrim(idn)
 			fields["idnumber"] = idn
-			if e := c.st.groupingByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+			if e := byIDNumber(c.st.courseData(cur.courseid).groupings, idn); e != 0 && e != id {
 				return nil, idNumberTaken()
 			}
 		}
@@ -863,14 +865,16 @@ func getGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	return out, nil
 }
 
+// getCourseGroupings answers from the course's group cache
+// (groups_get_all_groupings), so it lists phantoms.
 func getCourseGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	courseID := p["courseid"].(int)
 	if c.st.courses[courseID] == nil {
 		return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
 	}
 	out := []any{}
-	for _, id := range c.st.groupingIDs(courseID) {
-		out = append(out, groupingOut(c.st.groupings[id]))
+	for _, g := range c.st.courseData(courseID).groupings {
+		out = append(out, groupingOut(&g))
 	}
 	return out, nil
 }
