@@ -60,9 +60,11 @@ func (st *state) courseData(courseID int) *groupData {
 // the call.
 func (st *state) invalidateGroupData(courseID int) { delete(st.groupCache, courseID) }
 
-// ident is what an idnumber lookup needs of a cached record.
+// ident is what an idnumber lookup needs of a record; course is its course.
 func (g groupRec) ident() (int, string)    { return g.id, g.idnumber }
 func (g groupingRec) ident() (int, string) { return g.id, g.idnumber }
+func (g groupRec) course() int             { return g.courseid }
+func (g groupingRec) course() int          { return g.courseid }
 
 // byIDNumber returns the id of the first record whose idnumber equals
 // idnumber as PHP's == does, as groups_get_group_by_idnumber() and

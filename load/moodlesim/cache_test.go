@@ -218,6 +218,7 @@ func TestHandChangesClearTheGroupCache(t *testing.T) {
 		{"AddMember", func(st site, taken int) error { return st.s.AddMember(taken, st.u2) }, false},
 		{"RemoveMember", func(st site, taken int) error { return st.s.RemoveMember(taken, st.u2) }, false},
 		{"Unenrol", func(st site, _ int) error { return st.s.Unenrol(st.c, st.u3) }, false},
+		{"SetCourseAccessible", func(st site, _ int) error { return st.s.SetCourseAccessible(st.c, true) }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

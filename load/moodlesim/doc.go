@@ -40,12 +40,34 @@
 // core_course_get_courses_by_field, enrol_manual_enrol_users and
 // core_webservice_get_site_info.
 //
-// Faithful quirks worth knowing (all taken from Moodle's code):
-//   - Missing courses: create_groups and get_course_groups answer
-//     errorcoursecontextnotvalid; create_groupings and get_course_groupings
-//     answer invalidrecord on table course (they look the course context up
-//     with MUST_EXIST outside their try block); get_enrolled_users answers
-//     invalidrecord on table course.
+// Faithful quirks worth knowing (from the reference notes where they say
+// so, otherwise from Moodle's code):
+//   - Missing (deleted) courses, per the reference: create_groups,
+//     get_course_groups and get_course_groupings answer
+//     errorcoursecontextnotvalid ("... Invalid parameter value detected");
+//     get_enrolled_users answers invalidrecord on table course;
+//     get_courses_by_field with field=id answers an empty courses list.
+//     create_groupings answers invalidrecord on table course: Moodle's code
+//     looks the course context up with MUST_EXIST outside its try block.
+//     The reference does not record this case, and records
+//     errorcoursecontextnotvalid for get_course_groupings although its code
+//     has the same shape, so treat the create_groupings answer as unverified.
+//   - Inaccessible courses (Server.SetCourseAccessible, the seed key
+//     "inaccessible"): the web-service user may not access the course, as
+//     when moodle/course:view is prohibited there. The reference states that
+//     every course-context function then answers errorcoursecontextnotvalid
+//     ("... Course or activity not accessible."), and records it for
+//     get_course_groups, get_course_groupings and get_enrolled_users, and
+//     that get_courses_by_field still lists the course. Which functions
+//     validate which course, and in what order, is taken from Moodle's
+//     core_group code: create/update/delete of groups and groupings, add,
+//     delete and get members, get_groups and get_groupings (each object's
+//     course, so one object of an inaccessible course fails the whole call),
+//     assign_grouping and unassign_grouping (the grouping's course, while the
+//     message names the group's course; a pair already (un)assigned is
+//     skipped before the check). Checks that come first in that code still
+//     answer first: a taken group name is invalidparameter, a missing group
+//     invalidrecord. enrol_manual_enrol_users is not modelled for them.
 //   - create_groupings without an idnumber creates the grouping and then answers
 //     invalidresponse (Moodle's return description requires idnumber but the
 //     function never sets it). Always send an idnumber.
@@ -130,10 +152,11 @@
 //	}
 //
 // Every key is optional. "id" may be left out (or 0) to let the simulator
-// number the record; given ids must not be in use. A reference to a course,
-// user or group is either a JSON number (the id) or a JSON string: a course's
-// shortname, a user's username, or a group's idnumber or else name within the
-// same course. Group members must be enrolled in the group's course, and a
+// number the record; given ids must not be in use. A course may carry
+// "inaccessible": true (see Server.SetCourseAccessible). A reference to a
+// course, user or group is either a JSON number (the id) or a JSON string: a
+// course's shortname, a user's username, or a group's idnumber or else name
+// within the same course. Group members must be enrolled in the group's course, and a
 // grouping's groups must belong to its course. "next_ids" raises the id
 // counters so that ids are not reused after a reload. LoadSeed adds to the
 // current site and is all-or-nothing. SaveSeed writes every record with its id

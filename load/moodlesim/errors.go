@@ -71,6 +71,7 @@ const (
 	excWrite          = "dml_write_exception"
 	excAccess         = "webservice_access_exception"
 	msgInvalidParam   = "Invalid parameter value detected"
+	msgNotAccessible  = "Course or activity not accessible."
 	msgInvalidResp    = "Invalid response value detected"
 	msgInvalidToken   = "Invalid token - token not found"
 	msgAccess         = "Access control exception"
@@ -99,11 +100,12 @@ func idNumberTaken() *wsError { return moodleErr("idnumbertaken", msgIDNumberTak
 func formatNotSupported() *wsError { return moodleErr("formatnotsupported", msgFormatNotSupp) }
 
 // courseContextErr is the errorcoursecontextnotvalid exception thrown when
-// validate_context() fails on a missing course context.
-func courseContextErr(courseID int) *wsError {
+// validate_context() fails; reason is the message of the exception it
+// caught.
+func courseContextErr(courseID int, reason string) *wsError {
 	return moodleErr("errorcoursecontextnotvalid", fmt.Sprintf(
 		"You cannot execute functions in the course context (course id:%d). The context error message was: %s",
-		courseID, msgInvalidParam))
+		courseID, reason))
 }
 
 func accessErr(function string) *wsError {

@@ -19,12 +19,14 @@ type User struct {
 	LastName  string `json:"lastname"`
 }
 
-// Course is a Moodle course.
+// Course is a Moodle course. Inaccessible marks a course the web-service
+// user may not access (see Server.SetCourseAccessible).
 type Course struct {
-	ID        int    `json:"id"`
-	ShortName string `json:"shortname"`
-	FullName  string `json:"fullname"`
-	IDNumber  string `json:"idnumber"`
+	ID           int    `json:"id"`
+	ShortName    string `json:"shortname"`
+	FullName     string `json:"fullname"`
+	IDNumber     string `json:"idnumber"`
+	Inaccessible bool   `json:"inaccessible,omitempty"`
 }
 
 // Group is a course group. Members holds user ids, sorted.
@@ -79,6 +81,7 @@ const (
 type courseRec struct {
 	id                            int
 	shortname, fullname, idnumber string
+	inaccessible                  bool // the web-service user may not access it
 }
 
 type userRec struct {
@@ -355,7 +358,8 @@ func (st *state) snapshot() State {
 	out := State{Enrolments: map[int][]int{}}
 	out.Courses = make([]Course, 0, len(st.courses))
 	for _, c := range st.courses {
-		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber})
+		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber,
+			Inaccessible: c.inaccessible})
 	}
 	sort.Slice(out.Courses, func(i, j int) bool { return out.Courses[i].ID < out.Courses[j].ID })
 	out.Users = make([]User, 0, len(st.users))
@@ -389,8 +393,26 @@ func (s *Server) AddCourse(c Course) int {
 	defer s.mu.Unlock()
 	id := s.st.nextCourse
 	s.st.nextCourse++
-	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber})
+	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber,
+		inaccessible: c.Inaccessible})
 	return id
+}
+
+// SetCourseAccessible gives (ok) or takes away the web-service user's access
+// to a course, as prohibiting moodle/course:view there does. The course stays
+// and keeps its groups; every course-context function answers
+// errorcoursecontextnotvalid for it while it is inaccessible, and
+// core_course_get_courses_by_field still lists it (see the package
+// documentation).
+func (s *Server) SetCourseAccessible(courseID int, ok bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.courses[courseID]
+	if c == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	s.st.editCourse(c, func(c *courseRec) { c.inaccessible = !ok })
+	return nil
 }
 
 // AddUser creates a user and returns its id (u.ID is ignored).

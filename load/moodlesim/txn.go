@@ -91,6 +91,13 @@ func (st *state) insertCourse(c *courseRec) {
 	st.record(func() { delete(st.courses, c.id) })
 }
 
+// editCourse applies edit to a course's fields. edit must not change its id.
+func (st *state) editCourse(c *courseRec, edit func(c *courseRec)) {
+	old := *c
+	edit(c)
+	st.record(func() { *c = old })
+}
+
 // insertUser stores a new user record.
 func (st *state) insertUser(u *userRec) {
 	st.users[u.id] = u

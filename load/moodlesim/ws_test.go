@@ -64,7 +64,7 @@ func TestErrorTable(t *testing.T) {
 		{"get enrolled users: no such course", "core_enrol_get_enrolled_users", []string{"courseid", "999999"}, bodyNoCourse},
 		{"create groupings: no such course (MUST_EXIST context)", "core_group_create_groupings",
 			[]string{"groupings[0][courseid]", "999999", "groupings[0][name]", "X", "groupings[0][description]", "", "groupings[0][idnumber]", "x"}, bodyNoCourse},
-		{"get course groupings: no such course", "core_group_get_course_groupings", []string{"courseid", "999999"}, bodyNoCourse},
+		{"get course groupings: no such course", "core_group_get_course_groupings", []string{"courseid", "999999"}, bodyNoCourseCtx},
 		{"create grouping: name used", "core_group_create_groupings",
 			[]string{"groupings[0][courseid]", itoa(st.c), "groupings[0][name]", "GG", "groupings[0][description]", "", "groupings[0][idnumber]", "other"}, bodyInvalidParam},
 		{"create grouping: idnumber used", "core_group_create_groupings",
