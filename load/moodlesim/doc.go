@@ -68,6 +68,9 @@
 //     skipped before the check). Checks that come first in that code still
 //     answer first: a taken group name is invalidparameter, a missing group
 //     invalidrecord. enrol_manual_enrol_users is not modelled for them.
+//   - enrol_manual_enrol_users with a user id that does not exist answers
+//     {"exception":"TypeError","message":...} without an errorcode, as the
+//     reference records (Moodle does not catch the error).
 //   - create_groupings without an idnumber creates the grouping and then answers
 //     invalidresponse (Moodle's return description requires idnumber but the
 //     function never sets it). Always send an idnumber.

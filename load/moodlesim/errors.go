@@ -31,13 +31,17 @@ type wsError struct {
 
 func (e *wsError) Error() string { return e.ErrorCode + ": " + e.Message }
 
-// json renders the error as the REST server's generate_error() does.
+// json renders the error as the REST server's generate_error() does; an
+// exception without an errorcode (a PHP error Moodle did not catch) has no
+// "errorcode" key.
 func (e *wsError) json(debug bool) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"exception":`)
 	writePHPString(&b, e.Exception)
-	b.WriteString(`,"errorcode":`)
-	writePHPString(&b, e.ErrorCode)
+	if e.ErrorCode != "" {
+		b.WriteString(`,"errorcode":`)
+		writePHPString(&b, e.ErrorCode)
+	}
 	b.WriteString(`,"message":`)
 	writePHPString(&b, e.Message)
 	if debug && e.HasDebug {
@@ -92,6 +96,10 @@ func invalidResponse(debug string) *wsError {
 func moodleErr(code, msg string) *wsError {
 	return &wsError{Exception: excMoodle, ErrorCode: code, Message: msg}
 }
+
+// phpError is a PHP error (TypeError, ...) that Moodle did not catch: it has
+// no errorcode.
+func phpError(class, msg string) *wsError { return &wsError{Exception: class, Message: msg} }
 
 func invalidToken() *wsError { return moodleErr("invalidtoken", msgInvalidToken) }
 

@@ -1159,7 +1159,9 @@ func enrolUsers(c *callCtx, p map[string]any) (any, *wsError) {
 				roleID, userID, courseID))
 		}
 		if c.st.users[userID] == nil {
-			return nil, codingErr("User ID does not exist or is deleted!", "")
+			// Moodle does not catch it: PHP's TypeError, without errorcode.
+			return nil, phpError("TypeError",
+				`core\user::get_name_placeholders(): Argument #1 ($user) must be of type stdClass, bool given`)
 		}
 		c.st.enrolUser(courseID, userID)
 	}
