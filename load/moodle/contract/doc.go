@@ -31,7 +31,10 @@
 // prefix unique to the run and the case ("cmissync-contract-…"). In
 // t.Cleanup each case lists the scratch courses and deletes the groups and
 // groupings carrying its prefix (so a create whose answer was lost is caught
-// too). Nothing else in the courses is touched. Cases that need a function
+// too). A phantom that a refused create leaves in Moodle's group cache (see
+// the reference notes) is cleared by a no-op update of one of the case's own
+// objects, or by creating and deleting one. Nothing else in the courses is
+// touched. Cases that need a function
 // the service lacks are skipped with its name. Two cases put the token in a
 // URL query string (Moodle accepts it there), which web-server access logs
 // record: use a token made for testing.

@@ -35,6 +35,7 @@ func Cases() []Case {
 		{"GroupingIDNumberUniquePerCourse", groupingIDNumberUnique},
 		{"CourseNotFound", courseNotFound},
 		{"CreateIsOneTransaction", createTransaction},
+		{"PhantomAfterRefusedCreate", phantomAfterRefusedCreate},
 		{"AddMembersIsOneTransaction", addMembersTransaction},
 		{"DeleteMembersIsOneTransaction", deleteMembersTransaction},
 		{"AddMemberNotEnrolled", addMemberNotEnrolled},
@@ -241,32 +242,21 @@ func courseGroups(t *testing.T, tg *Target) {
 // uniqueness runs the name and idnumber checks of groups or groupings: a
 // second object with the first's name (or idnumber) in the same course is
 // refused and nothing is created; in another course it is fine.
-func uniqueness(t *testing.T, tg *Target, grouping, byName bool) {
+func uniqueness(t *testing.T, tg *Target, k kind, byName bool) {
 	f := newFixture(t, tg)
 	create := func(course int64, name, idnumber string) error {
-		if grouping {
-			_, err := f.c.CreateGroupings(f.ctx, []moodle.Grouping{{CourseID: course, Name: name, IDNumber: idnumber, Description: "x"}})
-			return err
-		}
-		_, err := f.c.CreateGroups(f.ctx, []moodle.Group{{CourseID: course, Name: name, IDNumber: idnumber, Description: "x"}})
+		_, err := f.create(k, course, object{Name: name, IDNumber: idnumber})
 		return err
 	}
-	// listed reports whether the course has an object with that name or
+	// listed reports whether the course lists an object with that name or
 	// idnumber.
 	listed := func(course int64, name, idnumber string) bool {
 		t.Helper()
-		if grouping {
-			gs, err := f.c.CourseGroupings(f.ctx, course)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return slices.ContainsFunc(gs, func(g moodle.Grouping) bool { return g.Name == name || g.IDNumber == idnumber })
-		}
-		gs, err := f.c.CourseGroups(f.ctx, course)
+		objs, err := f.list(f.ctx, k, course)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.ContainsFunc(gs, func(g moodle.Group) bool { return g.Name == name || g.IDNumber == idnumber })
+		return slices.ContainsFunc(objs, func(o object) bool { return o.Name == name || o.IDNumber == idnumber })
 	}
 	first, second := f.name("first"), f.name("second")
 	if err := create(tg.Course, first, first); err != nil {
@@ -292,10 +282,10 @@ func uniqueness(t *testing.T, tg *Target, grouping, byName bool) {
 	}
 }
 
-func groupNameUnique(t *testing.T, tg *Target)        { uniqueness(t, tg, false, true) }
-func groupIDNumberUnique(t *testing.T, tg *Target)    { uniqueness(t, tg, false, false) }
-func groupingNameUnique(t *testing.T, tg *Target)     { uniqueness(t, tg, true, true) }
-func groupingIDNumberUnique(t *testing.T, tg *Target) { uniqueness(t, tg, true, false) }
+func groupNameUnique(t *testing.T, tg *Target)        { uniqueness(t, tg, groupKind, true) }
+func groupIDNumberUnique(t *testing.T, tg *Target)    { uniqueness(t, tg, groupKind, false) }
+func groupingNameUnique(t *testing.T, tg *Target)     { uniqueness(t, tg, groupingKind, true) }
+func groupingIDNumberUnique(t *testing.T, tg *Target) { uniqueness(t, tg, groupingKind, false) }
 
 func courseNotFound(t *testing.T, tg *Target) {
 	if tg.MissingCourse == 0 {
@@ -334,7 +324,7 @@ func createTransaction(t *testing.T, tg *Target) {
 		dup.Name = f.name("taken")
 		_, err := f.c.CreateGroups(f.ctx, []moodle.Group{good, dup})
 		tg.wantErr(t, err, errInvalidParameter)
-		if _, ok := f.courseGroup(tg.Course, good.IDNumber); ok {
+		if _, ok := f.listed(groupKind, tg.Course, good.IDNumber); ok {
 			t.Errorf("the good group of a refused call was created")
 		}
 	})
@@ -344,13 +334,13 @@ func createTransaction(t *testing.T, tg *Target) {
 		dup.IDNumber = f.name("taken")
 		// A no-op update of a grouping of the course clears the phantom.
 		t.Cleanup(func() {
-			if err := f.noOpUpdate(true, takenGrouping, "taken"); err != nil {
+			if err := f.noOpUpdate(groupingKind, object{takenGrouping, f.name("taken"), f.name("taken")}); err != nil {
 				t.Errorf("clear the group cache: %v", err)
 			}
 		})
 		_, err := f.c.CreateGroupings(f.ctx, []moodle.Grouping{good, dup})
 		tg.wantErr(t, err, errIDNumberTaken)
-		if g, ok := f.courseGrouping(tg.Course, good.IDNumber); ok {
+		if g, ok := f.listed(groupingKind, tg.Course, good.IDNumber); ok {
 			t.Logf("grouping %d is listed by the course: a phantom of the group cache, as the reference records", g.ID)
 			_, err := f.c.GroupingsWithGroups(f.ctx, []int64{g.ID})
 			tg.wantErr(t, err, errNoGrouping)
@@ -441,10 +431,10 @@ func deleteMissing(t *testing.T, tg *Target) {
 	if err := f.c.DeleteGroupings(f.ctx, []int64{gg, missingGrouping}); err != nil {
 		t.Errorf("delete an existing and a missing grouping: %v", err)
 	}
-	if _, ok := f.courseGroup(tg.Course, f.name("G")); ok {
+	if _, ok := f.listed(groupKind, tg.Course, f.name("G")); ok {
 		t.Errorf("existing group not deleted")
 	}
-	if _, ok := f.courseGrouping(tg.Course, f.name("GG")); ok {
+	if _, ok := f.listed(groupingKind, tg.Course, f.name("GG")); ok {
 		t.Errorf("existing grouping not deleted")
 	}
 }

@@ -203,6 +203,10 @@ func rawHTTPClient(caFile string) (*http.Client, error) {
 type SimulatorOptions struct {
 	// MaxInputVars is the simulated PHP limit (0: 1000).
 	MaxInputVars int
+	// NoGroupCache turns the simulator's model of Moodle's group cache off
+	// (moodlesim.Options.NoGroupCache): a site unlike Moodle 4.5, on which
+	// the phantom cases must fail.
+	NoGroupCache bool
 }
 
 // HandMadeGroup is the name of the group NewSimulator makes by hand in the
@@ -231,7 +235,7 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 	functions := slices.DeleteFunc(moodlesim.FunctionNames(), func(f string) bool { return f == OutsideFunction })
 	token := newPrefix() + "token"
 	sim := moodlesim.New(moodlesim.Options{Token: token, MaxInputVars: o.MaxInputVars, Functions: functions,
-		ShowIdnumber: true, SiteName: "cmissync contract simulator", WWWRoot: base})
+		ShowIdnumber: true, SiteName: "cmissync contract simulator", WWWRoot: base, NoGroupCache: o.NoGroupCache})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
