@@ -21,7 +21,10 @@
 //	MOODLE_MAX_INPUT_VARS        the site's PHP max_input_vars; when set, the
 //	                             truncation cases run with that limit (default 1000,
 //	                             and they are skipped)
-//	MOODLE_TEST_OTHER_COURSE     optional: a second scratch course (uniqueness is per course)
+//	MOODLE_TEST_OTHER_COURSE     optional: a second scratch course (uniqueness is per course,
+//	                             reads by id span courses)
+//	MOODLE_TEST_INACCESSIBLE_COURSE optional: a course the token's user may not access
+//	                             (e.g. moodle/course:view prohibited there); only read
 //	MOODLE_TEST_OUTSIDE_FUNCTION optional: a function that exists but is not in the
 //	                             token's service (accessexception)
 //	MOODLE_CA_FILE               optional: PEM file of the CA that signed the site's certificate

@@ -230,6 +230,29 @@ func (f *fixture) members(groups ...int64) map[int64][]int64 {
 	return m
 }
 
+// coursesByFieldID calls core_course_get_courses_by_field with field=id
+// and returns its courses, checking the shape of the answer:
+// {"courses":[...],"warnings":[]}.
+func (f *fixture) coursesByFieldID(t testing.TB, id int64) []any {
+	t.Helper()
+	form := &moodle.Form{}
+	form.Add("field", "id")
+	form.AddInt("value", id)
+	var out map[string]any
+	if err := f.c.Call(f.ctx, moodle.FnCoursesByField, form, &out); err != nil {
+		t.Fatal(err)
+	}
+	wantKeys(t, "courses by field", out, true, "courses", "warnings")
+	if w, ok := out["warnings"].([]any); !ok || len(w) != 0 {
+		t.Errorf("warnings %v, want []", out["warnings"])
+	}
+	courses, ok := out["courses"].([]any)
+	if !ok {
+		t.Fatalf("courses %v, want a list", out["courses"])
+	}
+	return courses
+}
+
 // cleanup deletes what the case created: the groups and groupings of the
 // scratch courses whose idnumber carries the case's prefix (found by
 // listing, so that a create whose answer was lost is caught too). An id is
