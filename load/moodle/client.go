@@ -343,8 +343,10 @@ func (c *Client) once(ctx context.Context, function string, payload []byte, out 
 		return &TransportError{Function: function, Status: resp.StatusCode(), Body: c.snippet(raw), Err: errors.New("answer is not JSON")}
 	}
 	if trimmed[0] == '{' {
+		// An exception is an error with or without an errorcode: a PHP
+		// error Moodle does not catch (a TypeError) comes without one.
 		var e Error
-		if json.Unmarshal(trimmed, &e) == nil && e.ErrorCode != "" && e.Exception != "" {
+		if json.Unmarshal(trimmed, &e) == nil && e.Exception != "" {
 			e.Function = function
 			e.Message, e.DebugInfo = c.redact(e.Message), c.redact(e.DebugInfo)
 			return &e

@@ -18,6 +18,18 @@ import (
 
 const secret = "s3cr3t-token-value"
 
+// startSim runs a simulator that accepts the test token on a loopback port.
+func startSim(t *testing.T) (*moodlesim.Server, string) {
+	t.Helper()
+	sim := moodlesim.New(moodlesim.Options{Token: secret})
+	base, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	return sim, base
+}
+
 func newClient(t *testing.T, h http.HandlerFunc, mut ...func(*moodle.Options)) *moodle.Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
@@ -261,12 +273,7 @@ func TestRedirectMeansWrongWWWRoot(t *testing.T) {
 // long it took.
 func TestTimeout(t *testing.T) {
 	t.Run("simulator hangs", func(t *testing.T) {
-		sim := moodlesim.New(moodlesim.Options{Token: secret})
-		base, err := sim.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sim.Close() })
+		sim, base := startSim(t)
 		sim.SetFaults(moodlesim.Faults{TimeoutRate: 1, Functions: []string{moodle.FnSiteInfo}})
 		c, err := moodle.New(moodle.Options{URL: base, Token: secret, Timeout: 50 * time.Millisecond, Retries: 1, RetryWait: time.Millisecond})
 		if err != nil {
@@ -292,4 +299,60 @@ func TestTimeout(t *testing.T) {
 			t.Fatalf("err = %#v, want a TransportError", err)
 		}
 	})
+}
+
+// typeErrorBody is the reference's answer of enrol_manual_enrol_users for a
+// user id that does not exist: an exception without an errorcode.
+const typeErrorBody = `{"exception":"TypeError","message":"core\\user::get_name_placeholders(): Argument #1 ($user) must be of type stdClass, bool given, ..."}`
+
+// TestExceptionWithoutErrorcode: an answer with an exception and no
+// errorcode is a permanent Moodle error, never decoded as a result, never
+// retried, whatever the call expected.
+func TestExceptionWithoutErrorcode(t *testing.T) {
+	var calls atomic.Int32
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		fmt.Fprint(w, typeErrorBody)
+	})
+	for _, tc := range []struct {
+		name string
+		out  any
+	}{{"no answer expected", nil}, {"a list expected", &[]moodle.Group{}}, {"an object expected", &map[string]any{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls.Store(0)
+			err := c.Call(context.Background(), moodle.FnManualEnrolUsers, nil, tc.out)
+			checkTypeError(t, err)
+			if n := calls.Load(); n != 1 {
+				t.Errorf("%d calls, want 1: a Moodle error is not retried", n)
+			}
+		})
+	}
+	t.Run("simulator", func(t *testing.T) {
+		sim, base := startSim(t)
+		course := sim.AddCourse(moodlesim.Course{ShortName: "C"})
+		c, err := moodle.New(moodle.Options{URL: base, Token: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &moodle.Form{}
+		f.Add("enrolments[0][roleid]", "5")
+		f.Add("enrolments[0][userid]", "999999")
+		f.AddInt("enrolments[0][courseid]", int64(course))
+		checkTypeError(t, c.Call(context.Background(), moodle.FnManualEnrolUsers, f, nil))
+	})
+}
+
+func checkTypeError(t *testing.T, err error) {
+	t.Helper()
+	var me *moodle.Error
+	if !errors.As(err, &me) || me.Exception != "TypeError" || me.ErrorCode != "" || !strings.Contains(me.Message, "get_name_placeholders") {
+		t.Fatalf("err = %#v, want a Moodle error TypeError without errorcode", err)
+	}
+	if moodle.IsTransient(err) || moodle.IsFatal(err) || moodle.ErrorCode(err) != "" {
+		t.Errorf("IsTransient %v, IsFatal %v, ErrorCode %q: want a permanent error of one item without code",
+			moodle.IsTransient(err), moodle.IsFatal(err), moodle.ErrorCode(err))
+	}
+	if !strings.Contains(err.Error(), "(TypeError)") {
+		t.Errorf("error text %q does not name the exception", err)
+	}
 }

@@ -10,7 +10,8 @@ import (
 // Error is an error answer from Moodle, or a failure cmissync found itself
 // that retrying cannot cure (Exception "cmissync": a request it refused to
 // send, a redirect to another wwwroot, a TLS configuration problem). It is
-// permanent: the same request gets the same answer.
+// permanent: the same request gets the same answer. ErrorCode is empty for a
+// PHP error Moodle did not catch (Exception "TypeError", ...).
 type Error struct {
 	Function  string `json:"-"`
 	Exception string `json:"exception"`
@@ -23,7 +24,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("%s: %s (%s)", e.Function, e.Message, e.ErrorCode)
+	code := e.ErrorCode
+	if code == "" {
+		code = e.Exception
+	}
+	s := fmt.Sprintf("%s: %s (%s)", e.Function, e.Message, code)
 	if e.DebugInfo != "" {
 		s += ": " + e.DebugInfo
 	}
@@ -100,7 +105,8 @@ func IsTransient(err error) bool {
 }
 
 // ErrorCode returns the Moodle errorcode of err, or "" when err is not a
-// Moodle answer.
+// Moodle answer or the answer had none (an uncaught PHP error: use
+// errors.As with *Error to tell).
 func ErrorCode(err error) string {
 	var me *Error
 	if errors.As(err, &me) {

@@ -25,8 +25,9 @@
 // an undo journal records the inverse of each change, and any error replays
 // the journal backwards, so nothing of a failed call is applied (the id
 // counters aside: like InnoDB's auto-increment, a rolled-back call does not
-// give back the ids it took). A call costs what it touches, not the size of
-// the site.
+// give back the ids it took, and Moodle's group cache keeps what the call
+// did to it, see below). A call costs what it touches, not the size of the
+// site.
 //
 // Implemented functions: core_group_create_groups, core_group_update_groups,
 // core_group_delete_groups, core_group_get_groups, core_group_get_course_groups,
@@ -39,12 +40,37 @@
 // core_course_get_courses_by_field, enrol_manual_enrol_users and
 // core_webservice_get_site_info.
 //
-// Faithful quirks worth knowing (all taken from Moodle's code):
-//   - Missing courses: create_groups and get_course_groups answer
-//     errorcoursecontextnotvalid; create_groupings and get_course_groupings
-//     answer invalidrecord on table course (they look the course context up
-//     with MUST_EXIST outside their try block); get_enrolled_users answers
-//     invalidrecord on table course.
+// Faithful quirks worth knowing (from the reference notes where they say
+// so, otherwise from Moodle's code):
+//   - Missing (deleted) courses, per the reference: create_groups,
+//     get_course_groups and get_course_groupings answer
+//     errorcoursecontextnotvalid ("... Invalid parameter value detected");
+//     get_enrolled_users answers invalidrecord on table course;
+//     get_courses_by_field with field=id answers an empty courses list.
+//     create_groupings answers invalidrecord on table course: Moodle's code
+//     looks the course context up with MUST_EXIST outside its try block.
+//     The reference does not record this case, and records
+//     errorcoursecontextnotvalid for get_course_groupings although its code
+//     has the same shape, so treat the create_groupings answer as unverified.
+//   - Inaccessible courses (Server.SetCourseAccessible, the seed key
+//     "inaccessible"): the web-service user may not access the course, as
+//     when moodle/course:view is prohibited there. The reference states that
+//     every course-context function then answers errorcoursecontextnotvalid
+//     ("... Course or activity not accessible."), and records it for
+//     get_course_groups, get_course_groupings and get_enrolled_users, and
+//     that get_courses_by_field still lists the course. Which functions
+//     validate which course, and in what order, is taken from Moodle's
+//     core_group code: create/update/delete of groups and groupings, add,
+//     delete and get members, get_groups and get_groupings (each object's
+//     course, so one object of an inaccessible course fails the whole call),
+//     assign_grouping and unassign_grouping (the grouping's course, while the
+//     message names the group's course; a pair already (un)assigned is
+//     skipped before the check). Checks that come first in that code still
+//     answer first: a taken group name is invalidparameter, a missing group
+//     invalidrecord. enrol_manual_enrol_users is not modelled for them.
+//   - enrol_manual_enrol_users with a user id that does not exist answers
+//     {"exception":"TypeError","message":...} without an errorcode, as the
+//     reference records (Moodle does not catch the error).
 //   - create_groupings without an idnumber creates the grouping and then answers
 //     invalidresponse (Moodle's return description requires idnumber but the
 //     function never sets it). Always send an idnumber.
@@ -58,6 +84,40 @@
 //   - Course ids start at 2 (1 is the site course, not modelled), user ids at 3
 //     (1 guest, 2 the web-service user "admin", not modelled); group and
 //     grouping ids at 1. Ids are never reused.
+//
+// # Moodle's group cache
+//
+// Moodle keeps each course's groups and groupings in a cache ("groupdata")
+// that is not part of the database transaction, and the simulator models it
+// as the reference notes describe:
+//   - get_course_groups and get_course_groupings answer from the course's
+//     cache entry, which is built from the database when there is none;
+//   - the idnumber checks of create_groups, create_groupings, update_groups
+//     and update_groupings (groups_get_group_by_idnumber and
+//     groups_get_grouping_by_idnumber) read the cache; the name checks read
+//     the database;
+//   - the reads by id (get_groups, get_group_members, get_groupings) read the
+//     database;
+//   - every change to a course's groups or groupings drops its entry as it
+//     happens: create, update (a no-op update too), delete, assign and
+//     unassign through the web services, and the Server's Go methods
+//     (AddGroup, RenameGroup, DeleteGroup, AddGrouping, DeleteGrouping,
+//     DeleteCourse, LoadSeed). Membership changes do not, since the reference
+//     does not say they do; do not rely on them clearing anything.
+//
+// A rollback leaves the cache as the call left it. So create_groups [A, B],
+// where A is inserted and B is refused idnumbertaken by a check that rebuilt
+// the cache after A's insert, leaves A as a phantom: listed by
+// get_course_groups with the id it took, refusing a later create of A
+// (idnumbertaken), answered invalidrecord by get_groups and
+// get_group_members. Deleting an id that does not exist does not clear it; a
+// no-op update of any existing group or grouping of the course does (one
+// entry holds both). The same goes for groupings. A call refused by a check
+// that reads only the database (a taken name) rebuilt nothing mid-call and
+// leaves no phantom. State, SaveSeed and /_sim/state show the database, never
+// the cache; the Go methods check names and idnumbers against the database.
+// Options.NoGroupCache turns the model off, for tests that show that they
+// notice it.
 //
 // # max_input_vars
 //
@@ -95,10 +155,11 @@
 //	}
 //
 // Every key is optional. "id" may be left out (or 0) to let the simulator
-// number the record; given ids must not be in use. A reference to a course,
-// user or group is either a JSON number (the id) or a JSON string: a course's
-// shortname, a user's username, or a group's idnumber or else name within the
-// same course. Group members must be enrolled in the group's course, and a
+// number the record; given ids must not be in use. A course may carry
+// "inaccessible": true (see Server.SetCourseAccessible). A reference to a
+// course, user or group is either a JSON number (the id) or a JSON string: a
+// course's shortname, a user's username, or a group's idnumber or else name
+// within the same course. Group members must be enrolled in the group's course, and a
 // grouping's groups must belong to its course. "next_ids" raises the id
 // counters so that ids are not reused after a reload. LoadSeed adds to the
 // current site and is all-or-nothing. SaveSeed writes every record with its id

@@ -31,13 +31,17 @@ type wsError struct {
 
 func (e *wsError) Error() string { return e.ErrorCode + ": " + e.Message }
 
-// json renders the error as the REST server's generate_error() does.
+// json renders the error as the REST server's generate_error() does; an
+// exception without an errorcode (a PHP error Moodle did not catch) has no
+// "errorcode" key.
 func (e *wsError) json(debug bool) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"exception":`)
 	writePHPString(&b, e.Exception)
-	b.WriteString(`,"errorcode":`)
-	writePHPString(&b, e.ErrorCode)
+	if e.ErrorCode != "" {
+		b.WriteString(`,"errorcode":`)
+		writePHPString(&b, e.ErrorCode)
+	}
 	b.WriteString(`,"message":`)
 	writePHPString(&b, e.Message)
 	if debug && e.HasDebug {
@@ -71,6 +75,7 @@ const (
 	excWrite          = "dml_write_exception"
 	excAccess         = "webservice_access_exception"
 	msgInvalidParam   = "Invalid parameter value detected"
+	msgNotAccessible  = "Course or activity not accessible."
 	msgInvalidResp    = "Invalid response value detected"
 	msgInvalidToken   = "Invalid token - token not found"
 	msgAccess         = "Access control exception"
@@ -92,6 +97,10 @@ func moodleErr(code, msg string) *wsError {
 	return &wsError{Exception: excMoodle, ErrorCode: code, Message: msg}
 }
 
+// phpError is a PHP error (TypeError, ...) that Moodle did not catch: it has
+// no errorcode.
+func phpError(class, msg string) *wsError { return &wsError{Exception: class, Message: msg} }
+
 func invalidToken() *wsError { return moodleErr("invalidtoken", msgInvalidToken) }
 
 func idNumberTaken() *wsError { return moodleErr("idnumbertaken", msgIDNumberTaken) }
@@ -99,11 +108,12 @@ func idNumberTaken() *wsError { return moodleErr("idnumbertaken", msgIDNumberTak
 func formatNotSupported() *wsError { return moodleErr("formatnotsupported", msgFormatNotSupp) }
 
 // courseContextErr is the errorcoursecontextnotvalid exception thrown when
-// validate_context() fails on a missing course context.
-func courseContextErr(courseID int) *wsError {
+// validate_context() fails; reason is the message of the exception it
+// caught.
+func courseContextErr(courseID int, reason string) *wsError {
 	return moodleErr("errorcoursecontextnotvalid", fmt.Sprintf(
 		"You cannot execute functions in the course context (course id:%d). The context error message was: %s",
-		courseID, msgInvalidParam))
+		courseID, reason))
 }
 
 func accessErr(function string) *wsError {

@@ -187,7 +187,9 @@ var functionList = []*wsFunc{
 	{
 		name: "core_group_delete_groups", component: "moodle", write: true,
 		params: single(key("groupids", multi(val(paramInt)))),
-		run:    deleteGroups,
+		run: func(c *callCtx, p map[string]any) (any, *wsError) {
+			return deleteObjects(c, p["groupids"], c.st.groups, c.st.deleteGroup)
+		},
 	},
 	{
 		name: "core_group_get_groups", component: "moodle",
@@ -229,7 +231,9 @@ var functionList = []*wsFunc{
 	{
 		name: "core_group_delete_groupings", component: "moodle", write: true,
 		params: single(key("groupingids", multi(val(paramInt)))),
-		run:    deleteGroupings,
+		run: func(c *callCtx, p map[string]any) (any, *wsError) {
+			return deleteObjects(c, p["groupingids"], c.st.groupings, c.st.deleteGrouping)
+		},
 	},
 	{
 		name: "core_group_get_groupings", component: "moodle",
@@ -386,6 +390,23 @@ func list(v any) []any { l, _ := v.([]any); return l }
 
 func rec(v any) map[string]any { m, _ := v.(map[string]any); return m }
 
+// courseContext is validate_context() on a course context inside the try
+// block of the core_group functions (and of core_enrol_get_enrolled_users):
+// a course that does not exist, or that the web-service user may not
+// access, answers errorcoursecontextnotvalid. named is the course id the
+// exception names: assign_grouping and unassign_grouping validate the
+// grouping's course and name the group's.
+func (c *callCtx) courseContext(courseID, named int) *wsError {
+	co := c.st.courses[courseID]
+	switch {
+	case co == nil:
+		return courseContextErr(named, msgInvalidParam)
+	case co.inaccessible:
+		return courseContextErr(named, msgNotAccessible)
+	}
+	return nil
+}
+
 // validateFormat is core_external\util::validate_format().
 func validateFormat(f int) *wsError {
 	switch f {
@@ -497,8 +518,8 @@ func createGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if c.st.groupNameTaken(courseID, name) {
 			return nil, invalidParam("Group with the same name already exists in the course")
 		}
-		if c.st.courses[courseID] == nil {
-			return nil, courseContextErr(courseID)
+		if err := c.courseContext(courseID, courseID); err != nil {
+			return nil, err
 		}
 		format := g["descriptionformat"].(int)
 		if err := validateFormat(format); err != nil {
@@ -515,7 +536,7 @@ func createGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if idn, ok := g["idnumber"].(string); ok {
 			r.idnumber = phpTrim(idn)
 			fields["idnumber"] = r.idnumber
-			if c.st.groupByIDNumber(courseID, r.idnumber) != nil {
+			if byIDNumber(c.st.courseData(courseID).groups, r.idnumber) != 0 {
 				return nil, idNumberTaken()
 			}
 		}
@@ -577,8 +598,8 @@ func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
 				return nil, invalidParam("The participation mode of this group cannot be changed as it currently has members.")
 			}
 		}
-		if c.st.courses[cur.courseid] == nil {
-			return nil, courseContextErr(cur.courseid)
+		if err := c.courseContext(cur.courseid, cur.courseid); err != nil {
+			return nil, err
 		}
 		format := g["descriptionformat"].(int)
 		desc, hasDesc := g["description"].(string)
@@ -594,7 +615,7 @@ func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
 		if hasIdn {
 			idn = phpTrim(idn)
 			fields["idnumber"] = idn
-			if e := c.st.groupByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+			if e := byIDNumber(c.st.courseData(cur.courseid).groups, idn); e != 0 && e != id {
 				return nil, idNumberTaken()
 			}
 		}
@@ -626,12 +647,19 @@ func updateGroups(c *callCtx, p map[string]any) (any, *wsError) {
 	return nil, nil
 }
 
-func deleteGroups(c *callCtx, p map[string]any) (any, *wsError) {
-	for _, x := range list(p["groupids"]) {
-		if id := x.(int); c.st.groups[id] != nil {
-			c.st.deleteGroup(id)
+// deleteObjects is delete_groups and delete_groupings: ids that do not
+// exist are silently ignored, and each object's course context is validated
+// before it goes.
+func deleteObjects[R interface{ course() int }](c *callCtx, ids any, recs map[int]*R, del func(id int)) (any, *wsError) {
+	for _, x := range list(ids) {
+		r := recs[x.(int)]
+		if r == nil {
+			continue
 		}
-		// Moodle silently ignores groups that do not exist.
+		if err := c.courseContext((*r).course(), (*r).course()); err != nil {
+			return nil, err
+		}
+		del(x.(int))
 	}
 	return nil, nil
 }
@@ -645,6 +673,9 @@ func getGroups(c *callCtx, p map[string]any) (any, *wsError) {
 			return nil, missingRecord("groups", "SELECT id, courseid, name, idnumber, description, descriptionformat, "+
 				"enrolmentkey, visibility, participation FROM {groups} WHERE id = ?", id)
 		}
+		if err := c.courseContext(g.courseid, g.courseid); err != nil {
+			return nil, err
+		}
 		o := c.groupOut(g)
 		o["customfields"] = []any{}
 		out = append(out, o)
@@ -652,14 +683,16 @@ func getGroups(c *callCtx, p map[string]any) (any, *wsError) {
 	return out, nil
 }
 
+// getCourseGroups answers from the course's group cache (groups_get_all_groups
+// with only group fields uses it), so it lists phantoms.
 func getCourseGroups(c *callCtx, p map[string]any) (any, *wsError) {
 	courseID := p["courseid"].(int)
-	if c.st.courses[courseID] == nil {
-		return nil, courseContextErr(courseID)
+	if err := c.courseContext(courseID, courseID); err != nil {
+		return nil, err
 	}
 	out := []any{}
-	for _, id := range c.st.groupIDs(courseID) {
-		out = append(out, c.groupOut(c.st.groups[id]))
+	for _, g := range c.st.courseData(courseID).groups {
+		out = append(out, c.groupOut(&g))
 	}
 	return out, nil
 }
@@ -671,6 +704,9 @@ func getGroupMembers(c *callCtx, p map[string]any) (any, *wsError) {
 		g := c.st.groups[id]
 		if g == nil {
 			return nil, missingRecord("groups", "SELECT id, courseid, name, enrolmentkey FROM {groups} WHERE id = ?", id)
+		}
+		if err := c.courseContext(g.courseid, g.courseid); err != nil {
+			return nil, err
 		}
 		// groups_get_members(..., 'lastname ASC, firstname ASC')
 		var users []*userRec
@@ -709,8 +745,8 @@ func changeMembers(c *callCtx, members any, add bool) (any, *wsError) {
 		if c.st.users[uid] == nil {
 			return nil, missingRecord("user", "SELECT * FROM {user} WHERE id = ? AND deleted = ? AND mnethostid = ?", uid, 0, "1")
 		}
-		if c.st.courses[g.courseid] == nil {
-			return nil, courseContextErr(g.courseid)
+		if err := c.courseContext(g.courseid, g.courseid); err != nil {
+			return nil, err
 		}
 		if add {
 			if !c.st.enrolled(g.courseid, uid) {
@@ -739,6 +775,9 @@ func createGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if c.st.courses[courseID] == nil {
 			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
 		}
+		if err := c.courseContext(courseID, courseID); err != nil {
+			return nil, err
+		}
 		format := g["descriptionformat"].(int)
 		if err := validateFormat(format); err != nil {
 			return nil, err
@@ -751,7 +790,7 @@ func createGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if idn, ok := g["idnumber"].(string); ok {
 			r.idnumber = phpTrim(idn)
 			fields["idnumber"] = r.idnumber
-			if c.st.groupingByIDNumber(courseID, r.idnumber) != nil {
+			if byIDNumber(c.st.courseData(courseID).groupings, r.idnumber) != 0 {
 				return nil, idNumberTaken()
 			}
 			// Only set when given: without it Moodle's answer fails
@@ -789,6 +828,9 @@ func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if c.st.courses[cur.courseid] == nil {
 			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", cur.courseid)
 		}
+		if err := c.courseContext(cur.courseid, cur.courseid); err != nil {
+			return nil, err
+		}
 		format := g["descriptionformat"].(int)
 		if err := validateFormat(format); err != nil {
 			return nil, err
@@ -799,7 +841,7 @@ func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		if hasIdn {
 			idn = phpTrim(idn)
 			fields["idnumber"] = idn
-			if e := c.st.groupingByIDNumber(cur.courseid, idn); e != nil && e.id != id {
+			if e := byIDNumber(c.st.courseData(cur.courseid).groupings, idn); e != 0 && e != id {
 				return nil, idNumberTaken()
 			}
 		}
@@ -819,15 +861,6 @@ func updateGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	return nil, nil
 }
 
-func deleteGroupings(c *callCtx, p map[string]any) (any, *wsError) {
-	for _, x := range list(p["groupingids"]) {
-		if id := x.(int); c.st.groupings[id] != nil {
-			c.st.deleteGrouping(id)
-		}
-	}
-	return nil, nil
-}
-
 func getGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	returnGroups := p["returngroups"].(bool)
 	out := []any{}
@@ -836,6 +869,9 @@ func getGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 		g := c.st.groupings[id]
 		if g == nil {
 			return nil, missingRecord("groupings", "SELECT * FROM {groupings} WHERE id = ?", id)
+		}
+		if err := c.courseContext(g.courseid, g.courseid); err != nil {
+			return nil, err
 		}
 		o := groupingOut(g)
 		o["customfields"] = []any{}
@@ -863,14 +899,18 @@ func getGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	return out, nil
 }
 
+// getCourseGroupings answers from the course's group cache
+// (groups_get_all_groupings), so it lists phantoms. A missing course answers
+// errorcoursecontextnotvalid as the reference records, although the seed code
+// looks the context up with MUST_EXIST outside its try block.
 func getCourseGroupings(c *callCtx, p map[string]any) (any, *wsError) {
 	courseID := p["courseid"].(int)
-	if c.st.courses[courseID] == nil {
-		return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
+	if err := c.courseContext(courseID, courseID); err != nil {
+		return nil, err
 	}
 	out := []any{}
-	for _, id := range c.st.groupingIDs(courseID) {
-		out = append(out, groupingOut(c.st.groupings[id]))
+	for _, g := range c.st.courseData(courseID).groupings {
+		out = append(out, groupingOut(&g))
 	}
 	return out, nil
 }
@@ -894,6 +934,10 @@ func assignGrouping(c *callCtx, items any, assign bool) (any, *wsError) {
 		}
 		if c.st.courses[ging.courseid] == nil {
 			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", ging.courseid)
+		}
+		// Moodle validates the grouping's course and names the group's.
+		if err := c.courseContext(ging.courseid, g.courseid); err != nil {
+			return nil, err
 		}
 		if assign {
 			c.st.assignGroup(ging, gid)
@@ -929,6 +973,9 @@ func getEnrolledUsers(c *callCtx, p map[string]any) (any, *wsError) {
 	}
 	if c.st.courses[courseID] == nil {
 		return nil, missingRecord("course", "SELECT * FROM {course} WHERE id = ?", courseID)
+	}
+	if err := c.courseContext(courseID, courseID); err != nil {
+		return nil, err
 	}
 	ids := sortedKeys(c.st.enrol[courseID])
 	if groupID != 0 {
@@ -1112,7 +1159,9 @@ func enrolUsers(c *callCtx, p map[string]any) (any, *wsError) {
 				roleID, userID, courseID))
 		}
 		if c.st.users[userID] == nil {
-			return nil, codingErr("User ID does not exist or is deleted!", "")
+			// Moodle does not catch it: PHP's TypeError, without errorcode.
+			return nil, phpError("TypeError",
+				`core\user::get_name_placeholders(): Argument #1 ($user) must be of type stdClass, bool given`)
 		}
 		c.st.enrolUser(courseID, userID)
 	}

@@ -20,10 +20,11 @@ type seedFile struct {
 }
 
 type seedCourse struct {
-	ID        int    `json:"id,omitempty"`
-	ShortName string `json:"shortname"`
-	FullName  string `json:"fullname"`
-	IDNumber  string `json:"idnumber,omitempty"`
+	ID           int    `json:"id,omitempty"`
+	ShortName    string `json:"shortname"`
+	FullName     string `json:"fullname"`
+	IDNumber     string `json:"idnumber,omitempty"`
+	Inaccessible bool   `json:"inaccessible,omitempty"`
 }
 
 type seedUser struct {
@@ -138,7 +139,7 @@ func (st *state) applySeed(f *seedFile) error {
 		if err != nil {
 			return fmt.Errorf("courses[%d]: %w", i, err)
 		}
-		st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber})
+		st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber, inaccessible: c.Inaccessible})
 	}
 	for i, u := range f.Users {
 		id, err := st.takeID(&st.nextUser, u.ID, func(id int) bool { return st.users[id] != nil })
@@ -297,7 +298,8 @@ func (s *Server) SaveSeed(w io.Writer) error {
 		NextIDs:    &next,
 	}
 	for _, c := range snap.Courses {
-		f.Courses = append(f.Courses, seedCourse{ID: c.ID, ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber})
+		f.Courses = append(f.Courses, seedCourse{ID: c.ID, ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber,
+			Inaccessible: c.Inaccessible})
 		for _, uid := range snap.Enrolments[c.ID] {
 			f.Enrolments = append(f.Enrolments, seedEnrolment{Course: idRef(c.ID), User: idRef(uid)})
 		}

@@ -50,6 +50,11 @@ type Options struct {
 	// When set, a request for another host is answered with HTTP 303 and an
 	// HTML redirect page, as Moodle does, and its path prefixes the endpoint.
 	WWWRoot string
+	// NoGroupCache turns the model of Moodle's per-course group cache off:
+	// course listings and idnumber checks read the database, so a refused
+	// create call leaves no phantom. A real Moodle always has the cache;
+	// this exists so that tests can show that they notice it.
+	NoGroupCache bool
 }
 
 // Faults makes a share of calls misbehave. The zero value disables faults.
@@ -113,6 +118,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, st: newState(), calls: map[string]int{}, closing: make(chan struct{}),
 		maxVars: opts.MaxInputVars, rng: rand.New(rand.NewSource(0))}
+	s.st.noGroupCache = opts.NoGroupCache
 	if s.maxVars == 0 {
 		s.maxVars = DefaultMaxInputVars
 	}

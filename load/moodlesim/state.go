@@ -19,12 +19,14 @@ type User struct {
 	LastName  string `json:"lastname"`
 }
 
-// Course is a Moodle course.
+// Course is a Moodle course. Inaccessible marks a course the web-service
+// user may not access (see Server.SetCourseAccessible).
 type Course struct {
-	ID        int    `json:"id"`
-	ShortName string `json:"shortname"`
-	FullName  string `json:"fullname"`
-	IDNumber  string `json:"idnumber"`
+	ID           int    `json:"id"`
+	ShortName    string `json:"shortname"`
+	FullName     string `json:"fullname"`
+	IDNumber     string `json:"idnumber"`
+	Inaccessible bool   `json:"inaccessible,omitempty"`
 }
 
 // Group is a course group. Members holds user ids, sorted.
@@ -79,6 +81,7 @@ const (
 type courseRec struct {
 	id                            int
 	shortname, fullname, idnumber string
+	inaccessible                  bool // the web-service user may not access it
 }
 
 type userRec struct {
@@ -132,6 +135,11 @@ type state struct {
 
 	inTx bool     // a transaction is open
 	undo []func() // the open transaction's inverse changes, oldest first
+
+	// groupCache is Moodle's per-course group cache (cache.go): course ->
+	// its entry, absent until read. It is outside the transaction.
+	groupCache   map[int]*groupData
+	noGroupCache bool // Options.NoGroupCache: never keep an entry
 }
 
 func newState() *state {
@@ -145,6 +153,7 @@ func newState() *state {
 		courseGroups:    map[int]map[int]bool{},
 		courseGroupings: map[int]map[int]bool{},
 		groupGroupings:  map[int]map[int]bool{},
+		groupCache:      map[int]*groupData{},
 	}
 }
 
@@ -199,62 +208,40 @@ func (st *state) groupingNameTaken(courseID int, name string) bool {
 	return false
 }
 
-// groupByIDNumber is groups_get_group_by_idnumber().
-func (st *state) groupByIDNumber(courseID int, idnumber string) *groupRec {
-	if phpEmpty(idnumber) {
-		return nil
-	}
-	for _, id := range st.groupIDs(courseID) {
-		if g := st.groups[id]; phpLooseEq(g.idnumber, idnumber) {
-			return g
-		}
-	}
-	return nil
-}
-
-// groupingByIDNumber is groups_get_grouping_by_idnumber().
-func (st *state) groupingByIDNumber(courseID int, idnumber string) *groupingRec {
-	if phpEmpty(idnumber) {
-		return nil
-	}
-	for _, id := range st.groupingIDs(courseID) {
-		if g := st.groupings[id]; phpLooseEq(g.idnumber, idnumber) {
-			return g
-		}
-	}
-	return nil
-}
-
 // groupIDs lists a course's groups ordered by name, as Moodle's group cache
 // does (ORDER BY name under a case-insensitive collation), then by id.
 func (st *state) groupIDs(courseID int) []int {
-	var ids []int
-	for id := range st.courseGroups[courseID] {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := st.groups[ids[i]], st.groups[ids[j]]
-		if la, lb := strings.ToLower(a.name), strings.ToLower(b.name); la != lb {
-			return la < lb
-		}
-		return a.id < b.id
-	})
-	return ids
+	return byName(st.courseGroups[courseID], func(id int) string { return st.groups[id].name })
 }
 
+// groupingIDs lists a course's groupings in the order of groupIDs.
 func (st *state) groupingIDs(courseID int) []int {
-	var ids []int
-	for id := range st.courseGroupings[courseID] {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := st.groupings[ids[i]], st.groupings[ids[j]]
-		if la, lb := strings.ToLower(a.name), strings.ToLower(b.name); la != lb {
-			return la < lb
-		}
-		return a.id < b.id
+	return byName(st.courseGroupings[courseID], func(id int) string { return st.groupings[id].name })
+}
+
+// byName sorts ids by name without case, then by id.
+func byName(ids map[int]bool, name func(id int) string) []int {
+	out := sortedKeys(ids)
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.ToLower(name(out[i])) < strings.ToLower(name(out[j]))
 	})
-	return ids
+	return out
+}
+
+// idNumberUsed reports whether a record among ids other than exceptID has
+// the idnumber (PHP's ==; an empty idnumber is never used). It reads the
+// database, not the group cache: it is the seeding API's check, which sets
+// a site up as asked rather than as a cache would have it.
+func idNumberUsed[R interface{ ident() (int, string) }](recs map[int]*R, ids map[int]bool, idnumber string, exceptID int) bool {
+	if phpEmpty(idnumber) {
+		return false
+	}
+	for id := range ids {
+		if _, idn := (*recs[id]).ident(); id != exceptID && phpLooseEq(idn, idnumber) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkGroupFields applies the rules Moodle's group form and database
@@ -271,7 +258,7 @@ func (st *state) checkGroupFields(courseID int, name, idnumber string, exceptID 
 			return fmt.Errorf("%w: group name %q already used in course %d", ErrConflict, name, courseID)
 		}
 	}
-	if g := st.groupByIDNumber(courseID, idnumber); g != nil && g.id != exceptID {
+	if idNumberUsed(st.groups, st.courseGroups[courseID], idnumber, exceptID) {
 		return fmt.Errorf("%w: group idnumber %q already used in course %d", ErrConflict, idnumber, courseID)
 	}
 	return nil
@@ -287,7 +274,7 @@ func (st *state) checkGroupingFields(courseID int, name, idnumber string) error 
 	if st.groupingNameTaken(courseID, name) {
 		return fmt.Errorf("%w: grouping name %q already used in course %d", ErrConflict, name, courseID)
 	}
-	if st.groupingByIDNumber(courseID, idnumber) != nil {
+	if idNumberUsed(st.groupings, st.courseGroupings[courseID], idnumber, 0) {
 		return fmt.Errorf("%w: grouping idnumber %q already used in course %d", ErrConflict, idnumber, courseID)
 	}
 	return nil
@@ -371,7 +358,8 @@ func (st *state) snapshot() State {
 	out := State{Enrolments: map[int][]int{}}
 	out.Courses = make([]Course, 0, len(st.courses))
 	for _, c := range st.courses {
-		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber})
+		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber,
+			Inaccessible: c.inaccessible})
 	}
 	sort.Slice(out.Courses, func(i, j int) bool { return out.Courses[i].ID < out.Courses[j].ID })
 	out.Users = make([]User, 0, len(st.users))
@@ -405,8 +393,26 @@ func (s *Server) AddCourse(c Course) int {
 	defer s.mu.Unlock()
 	id := s.st.nextCourse
 	s.st.nextCourse++
-	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber})
+	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber,
+		inaccessible: c.Inaccessible})
 	return id
+}
+
+// SetCourseAccessible gives (ok) or takes away the web-service user's access
+// to a course, as prohibiting moodle/course:view there does. The course stays
+// and keeps its groups; every course-context function answers
+// errorcoursecontextnotvalid for it while it is inaccessible, and
+// core_course_get_courses_by_field still lists it (see the package
+// documentation).
+func (s *Server) SetCourseAccessible(courseID int, ok bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.courses[courseID]
+	if c == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	s.st.editCourse(c, func(c *courseRec) { c.inaccessible = !ok })
+	return nil
 }
 
 // AddUser creates a user and returns its id (u.ID is ignored).

@@ -10,6 +10,11 @@ package moodlesim
 // fields, except in the edit functions given to editGroup and editGrouping
 // (and the id counters, see idCounters): a change made elsewhere would not be
 // undone by a rollback.
+//
+// Moodle's group cache (cache.go) is the one thing a rollback must not
+// restore: each change to a course's groups or groupings below drops the
+// course's cache entry as it happens, and the inverses leave the cache
+// alone. Membership changes do not touch the cache, as in Moodle.
 
 // begin starts a transaction: from now on every change records its inverse.
 func (st *state) begin() {
@@ -86,6 +91,13 @@ func (st *state) insertCourse(c *courseRec) {
 	st.record(func() { delete(st.courses, c.id) })
 }
 
+// editCourse applies edit to a course's fields. edit must not change its id.
+func (st *state) editCourse(c *courseRec, edit func(c *courseRec)) {
+	old := *c
+	edit(c)
+	st.record(func() { *c = old })
+}
+
 // insertUser stores a new user record.
 func (st *state) insertUser(u *userRec) {
 	st.users[u.id] = u
@@ -130,12 +142,14 @@ func (st *state) deleteCourse(id int) {
 		delete(st.courses, id)
 		st.record(func() { st.courses[id] = c })
 	}
+	st.invalidateGroupData(id)
 }
 
 // insertGroup stores a new group record, members included.
 func (st *state) insertGroup(g *groupRec) {
 	st.groups[g.id] = g
 	addTo(st.courseGroups, g.courseid, g.id)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		delete(st.groups, g.id)
 		removeFrom(st.courseGroups, g.courseid, g.id)
@@ -147,6 +161,7 @@ func (st *state) insertGroup(g *groupRec) {
 func (st *state) editGroup(g *groupRec, edit func(g *groupRec)) {
 	old := *g
 	edit(g)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() { *g = old })
 }
 
@@ -164,6 +179,7 @@ func (st *state) deleteGroup(id int) {
 	delete(st.groupGroupings, id)
 	delete(st.groups, id)
 	removeFrom(st.courseGroups, g.courseid, id)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		st.groups[id] = g
 		addTo(st.courseGroups, g.courseid, id)
@@ -202,6 +218,7 @@ func (st *state) insertGrouping(g *groupingRec) {
 	for gid := range g.groups {
 		addTo(st.groupGroupings, gid, g.id)
 	}
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		for gid := range g.groups {
 			removeFrom(st.groupGroupings, gid, g.id)
@@ -216,6 +233,7 @@ func (st *state) insertGrouping(g *groupingRec) {
 func (st *state) editGrouping(g *groupingRec, edit func(g *groupingRec)) {
 	old := *g
 	edit(g)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() { *g = old })
 }
 
@@ -231,6 +249,7 @@ func (st *state) deleteGrouping(id int) {
 	}
 	removeFrom(st.courseGroupings, g.courseid, id)
 	delete(st.groupings, id)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		st.groupings[id] = g
 		addTo(st.courseGroupings, g.courseid, id)
@@ -241,13 +260,15 @@ func (st *state) deleteGrouping(id int) {
 }
 
 // assignGroup links a group, which must exist, to a grouping (a no-op if
-// already linked).
+// already linked). Like groups_assign_grouping() it drops the cache entry of
+// the grouping's course.
 func (st *state) assignGroup(g *groupingRec, groupID int) {
 	if g.groups[groupID] {
 		return
 	}
 	g.groups[groupID] = true
 	addTo(st.groupGroupings, groupID, g.id)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		delete(g.groups, groupID)
 		removeFrom(st.groupGroupings, groupID, g.id)
@@ -261,6 +282,7 @@ func (st *state) unassignGroup(g *groupingRec, groupID int) {
 	}
 	delete(g.groups, groupID)
 	removeFrom(st.groupGroupings, groupID, g.id)
+	st.invalidateGroupData(g.courseid)
 	st.record(func() {
 		g.groups[groupID] = true
 		addTo(st.groupGroupings, groupID, g.id)

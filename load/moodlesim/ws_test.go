@@ -64,7 +64,7 @@ func TestErrorTable(t *testing.T) {
 		{"get enrolled users: no such course", "core_enrol_get_enrolled_users", []string{"courseid", "999999"}, bodyNoCourse},
 		{"create groupings: no such course (MUST_EXIST context)", "core_group_create_groupings",
 			[]string{"groupings[0][courseid]", "999999", "groupings[0][name]", "X", "groupings[0][description]", "", "groupings[0][idnumber]", "x"}, bodyNoCourse},
-		{"get course groupings: no such course", "core_group_get_course_groupings", []string{"courseid", "999999"}, bodyNoCourse},
+		{"get course groupings: no such course", "core_group_get_course_groupings", []string{"courseid", "999999"}, bodyNoCourseCtx},
 		{"create grouping: name used", "core_group_create_groupings",
 			[]string{"groupings[0][courseid]", itoa(st.c), "groupings[0][name]", "GG", "groupings[0][description]", "", "groupings[0][idnumber]", "other"}, bodyInvalidParam},
 		{"create grouping: idnumber used", "core_group_create_groupings",
@@ -76,6 +76,9 @@ func TestErrorTable(t *testing.T) {
 		{"unexpected key", "core_group_get_course_groups", []string{"courseid", itoa(st.c), "foo", "1"}, bodyInvalidParam},
 		{"scalar where list expected", "core_group_get_groups", []string{"groupids", "1"}, bodyInvalidParam},
 		{"unknown wsfunction", "core_group_no_such_function", nil, bodyNoFunction},
+		{"enrol: no such user, an uncaught TypeError", "enrol_manual_enrol_users",
+			[]string{"enrolments[0][roleid]", "5", "enrolments[0][userid]", "999999", "enrolments[0][courseid]", itoa(st.c)},
+			`{"exception":"TypeError","message":"core\\user::get_name_placeholders(): Argument #1 ($user) must be of type stdClass, bool given"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -575,8 +578,6 @@ func TestMoreFunctions(t *testing.T) {
 			"enrolments[0][courseid]", itoa(st.c)}, "wsusercannotassign"},
 		{"enrol: no such course", "enrol_manual_enrol_users", []string{"enrolments[0][roleid]", "5", "enrolments[0][userid]", itoa(st.u4),
 			"enrolments[0][courseid]", "999"}, "invalidparameter"},
-		{"enrol: no such user", "enrol_manual_enrol_users", []string{"enrolments[0][roleid]", "5", "enrolments[0][userid]", "999",
-			"enrolments[0][courseid]", itoa(st.c)}, "codingerror"},
 		{"get groupings: missing", "core_group_get_groupings", []string{"groupingids[0]", "999"}, "invalidrecord"},
 		{"update groupings: missing", "core_group_update_groupings", []string{"groupings[0][id]", "999", "groupings[0][name]", "X",
 			"groupings[0][description]", ""}, "invalidparameter"},

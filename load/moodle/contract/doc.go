@@ -21,7 +21,10 @@
 //	MOODLE_MAX_INPUT_VARS        the site's PHP max_input_vars; when set, the
 //	                             truncation cases run with that limit (default 1000,
 //	                             and they are skipped)
-//	MOODLE_TEST_OTHER_COURSE     optional: a second scratch course (uniqueness is per course)
+//	MOODLE_TEST_OTHER_COURSE     optional: a second scratch course (uniqueness is per course,
+//	                             reads by id span courses)
+//	MOODLE_TEST_INACCESSIBLE_COURSE optional: a course the token's user may not access
+//	                             (e.g. moodle/course:view prohibited there); only read
 //	MOODLE_TEST_OUTSIDE_FUNCTION optional: a function that exists but is not in the
 //	                             token's service (accessexception)
 //	MOODLE_CA_FILE               optional: PEM file of the CA that signed the site's certificate
@@ -31,7 +34,10 @@
 // prefix unique to the run and the case ("cmissync-contract-…"). In
 // t.Cleanup each case lists the scratch courses and deletes the groups and
 // groupings carrying its prefix (so a create whose answer was lost is caught
-// too). Nothing else in the courses is touched. Cases that need a function
+// too). A phantom that a refused create leaves in Moodle's group cache (see
+// the reference notes) is cleared by a no-op update of one of the case's own
+// objects, or by creating and deleting one. Nothing else in the courses is
+// touched. Cases that need a function
 // the service lacks are skipped with its name. Two cases put the token in a
 // URL query string (Moodle accepts it there), which web-server access logs
 // record: use a token made for testing.

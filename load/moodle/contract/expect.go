@@ -33,9 +33,22 @@ var (
 	errAccess           = moodleErr{"webservice_access_exception", moodle.CodeAccessException, "Access control exception"}
 )
 
+// errCourseContext is the answer of a course-context function for a course
+// that does not exist.
 func errCourseContext(course int64) moodleErr {
+	return courseContextErr(course, "Invalid parameter value detected")
+}
+
+// errCourseNotAccessible is the answer of a course-context function for a
+// course the service user may not access: the errorcode of a missing course,
+// another message.
+func errCourseNotAccessible(course int64) moodleErr {
+	return courseContextErr(course, "Course or activity not accessible.")
+}
+
+func courseContextErr(course int64, reason string) moodleErr {
 	return moodleErr{`core\exception\moodle_exception`, moodle.CodeCourseContext, fmt.Sprintf(
-		"You cannot execute functions in the course context (course id:%d). The context error message was: Invalid parameter value detected", course)}
+		"You cannot execute functions in the course context (course id:%d). The context error message was: %s", course, reason)}
 }
 
 // wantErr checks an error returned by the client.

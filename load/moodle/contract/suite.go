@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,9 @@ func Cases() []Case {
 		{"GroupingNameUniquePerCourse", groupingNameUnique},
 		{"GroupingIDNumberUniquePerCourse", groupingIDNumberUnique},
 		{"CourseNotFound", courseNotFound},
+		{"CourseInaccessible", courseInaccessible},
 		{"CreateIsOneTransaction", createTransaction},
+		{"PhantomAfterRefusedCreate", phantomAfterRefusedCreate},
 		{"AddMembersIsOneTransaction", addMembersTransaction},
 		{"DeleteMembersIsOneTransaction", deleteMembersTransaction},
 		{"AddMemberNotEnrolled", addMemberNotEnrolled},
@@ -46,6 +49,7 @@ func Cases() []Case {
 		{"CourseGroupings", courseGroupings},
 		{"AssignGrouping", assignGrouping},
 		{"GetGroupingsReturnGroups", getGroupingsReturnGroups},
+		{"ReadsByIDAcrossCourses", readsByIDAcrossCourses},
 		{"EnrolledUsersWithUserfields", enrolledUsers},
 		{"UsersByField", usersByField},
 		{"CoursesByField", coursesByField},
@@ -241,32 +245,21 @@ func courseGroups(t *testing.T, tg *Target) {
 // uniqueness runs the name and idnumber checks of groups or groupings: a
 // second object with the first's name (or idnumber) in the same course is
 // refused and nothing is created; in another course it is fine.
-func uniqueness(t *testing.T, tg *Target, grouping, byName bool) {
+func uniqueness(t *testing.T, tg *Target, k kind, byName bool) {
 	f := newFixture(t, tg)
 	create := func(course int64, name, idnumber string) error {
-		if grouping {
-			_, err := f.c.CreateGroupings(f.ctx, []moodle.Grouping{{CourseID: course, Name: name, IDNumber: idnumber, Description: "x"}})
-			return err
-		}
-		_, err := f.c.CreateGroups(f.ctx, []moodle.Group{{CourseID: course, Name: name, IDNumber: idnumber, Description: "x"}})
+		_, err := f.create(k, course, object{Name: name, IDNumber: idnumber})
 		return err
 	}
-	// listed reports whether the course has an object with that name or
+	// listed reports whether the course lists an object with that name or
 	// idnumber.
 	listed := func(course int64, name, idnumber string) bool {
 		t.Helper()
-		if grouping {
-			gs, err := f.c.CourseGroupings(f.ctx, course)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return slices.ContainsFunc(gs, func(g moodle.Grouping) bool { return g.Name == name || g.IDNumber == idnumber })
-		}
-		gs, err := f.c.CourseGroups(f.ctx, course)
+		objs, err := f.list(f.ctx, k, course)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.ContainsFunc(gs, func(g moodle.Group) bool { return g.Name == name || g.IDNumber == idnumber })
+		return slices.ContainsFunc(objs, func(o object) bool { return o.Name == name || o.IDNumber == idnumber })
 	}
 	first, second := f.name("first"), f.name("second")
 	if err := create(tg.Course, first, first); err != nil {
@@ -292,11 +285,15 @@ func uniqueness(t *testing.T, tg *Target, grouping, byName bool) {
 	}
 }
 
-func groupNameUnique(t *testing.T, tg *Target)        { uniqueness(t, tg, false, true) }
-func groupIDNumberUnique(t *testing.T, tg *Target)    { uniqueness(t, tg, false, false) }
-func groupingNameUnique(t *testing.T, tg *Target)     { uniqueness(t, tg, true, true) }
-func groupingIDNumberUnique(t *testing.T, tg *Target) { uniqueness(t, tg, true, false) }
+func groupNameUnique(t *testing.T, tg *Target)        { uniqueness(t, tg, groupKind, true) }
+func groupIDNumberUnique(t *testing.T, tg *Target)    { uniqueness(t, tg, groupKind, false) }
+func groupingNameUnique(t *testing.T, tg *Target)     { uniqueness(t, tg, groupingKind, true) }
+func groupingIDNumberUnique(t *testing.T, tg *Target) { uniqueness(t, tg, groupingKind, false) }
 
+// courseNotFound: the reference's answers for a course that does not exist
+// (deleted). Only invalidrecord on the course table and an empty courses
+// list say so: the course-context functions answer as for a course the
+// service user may not access (CourseInaccessible).
 func courseNotFound(t *testing.T, tg *Target) {
 	if tg.MissingCourse == 0 {
 		t.Skipf("needs a course id that does not exist (found with %s)", moodle.FnCoursesByField)
@@ -307,29 +304,74 @@ func courseNotFound(t *testing.T, tg *Target) {
 		_, err := f.c.CreateGroups(f.ctx, []moodle.Group{f.newGroup(missing, "G")})
 		tg.wantErr(t, err, errCourseContext(missing))
 	})
+	courseAnswers(t, tg, f, missing, errCourseContext(missing), errNoCourse, false)
+}
+
+// courseInaccessible: a course the service user may not access answers
+// every course-context function with the errorcode of a deleted course (only
+// the message differs), and core_course_get_courses_by_field still lists
+// it: an access error is never a deletion. The case only reads: the course
+// is not the suite's.
+func courseInaccessible(t *testing.T, tg *Target) {
+	if tg.InaccessibleCourse == 0 {
+		t.Skipf("needs a course the token's user may not access: set %s", EnvInaccessibleCourse)
+	}
+	c := tg.InaccessibleCourse
+	courseAnswers(t, tg, newFixture(t, tg), c, errCourseNotAccessible(c), errCourseNotAccessible(c), true)
+}
+
+// courseAnswers checks what the course listings and get_enrolled_users
+// answer for a course, and whether get_courses_by_field lists it: what
+// tells a deleted course from an inaccessible one.
+func courseAnswers(t *testing.T, tg *Target, f *fixture, course int64, listings, enrolled moodleErr, listed bool) {
 	t.Run("get course groups", func(t *testing.T) {
-		_, err := f.c.CourseGroups(f.ctx, missing)
-		tg.wantErr(t, err, errCourseContext(missing))
+		_, err := f.c.CourseGroups(f.ctx, course)
+		tg.wantErr(t, err, listings)
+	})
+	t.Run("get course groupings", func(t *testing.T) {
+		_, err := f.c.CourseGroupings(f.ctx, course)
+		tg.wantErr(t, err, listings)
 	})
 	t.Run("get enrolled users", func(t *testing.T) {
-		_, err := f.c.EnrolledUsers(f.ctx, missing, "username")
-		tg.wantErr(t, err, errNoCourse)
+		_, err := f.c.EnrolledUsers(f.ctx, course, "username")
+		tg.wantErr(t, err, enrolled)
+	})
+	t.Run("courses by field id", func(t *testing.T) {
+		tg.need(t, moodle.FnCoursesByField)
+		courses := f.coursesByFieldID(t, course)
+		if !listed {
+			if len(courses) != 0 {
+				t.Errorf("courses %v, want none", courses)
+			}
+			return
+		}
+		if len(courses) != 1 {
+			t.Fatalf("courses %v, want the course", courses)
+		}
+		if co, _ := courses[0].(map[string]any); num(co["id"]) != course {
+			t.Errorf("course %v, want id %d", courses[0], course)
+		}
 	})
 }
 
 // --- transactions -------------------------------------------------------------
 
+// createTransaction: a create call refused on its second item creates
+// nothing. A refusal by name (a database check) leaves nothing behind; a
+// refusal by idnumber (a check that reads Moodle's group cache after the
+// first item's insert) leaves that item listed in the course as a phantom of
+// the cache, which does not exist when read by id (see PhantomAfterRefusedCreate).
 func createTransaction(t *testing.T, tg *Target) {
 	f := newFixture(t, tg)
 	f.createGroup("taken")
-	f.createGrouping("taken")
+	takenGrouping := f.createGrouping("taken")
 	t.Run("groups", func(t *testing.T) {
 		good := f.newGroup(tg.Course, "good")
 		dup := f.newGroup(tg.Course, "dup")
 		dup.Name = f.name("taken")
 		_, err := f.c.CreateGroups(f.ctx, []moodle.Group{good, dup})
 		tg.wantErr(t, err, errInvalidParameter)
-		if _, ok := f.courseGroup(tg.Course, good.IDNumber); ok {
+		if _, ok := f.listed(groupKind, tg.Course, good.IDNumber); ok {
 			t.Errorf("the good group of a refused call was created")
 		}
 	})
@@ -337,10 +379,18 @@ func createTransaction(t *testing.T, tg *Target) {
 		good := f.newGrouping(tg.Course, "good")
 		dup := f.newGrouping(tg.Course, "dup")
 		dup.IDNumber = f.name("taken")
+		// A no-op update of a grouping of the course clears the phantom.
+		t.Cleanup(func() {
+			if err := f.noOpUpdate(groupingKind, object{takenGrouping, f.name("taken"), f.name("taken")}); err != nil {
+				t.Errorf("clear the group cache: %v", err)
+			}
+		})
 		_, err := f.c.CreateGroupings(f.ctx, []moodle.Grouping{good, dup})
 		tg.wantErr(t, err, errIDNumberTaken)
-		if _, ok := f.courseGrouping(tg.Course, good.IDNumber); ok {
-			t.Errorf("the good grouping of a refused call was created")
+		if g, ok := f.listed(groupingKind, tg.Course, good.IDNumber); ok {
+			t.Logf("grouping %d is listed by the course: a phantom of the group cache, as the reference records", g.ID)
+			_, err := f.c.GroupingsWithGroups(f.ctx, []int64{g.ID})
+			tg.wantErr(t, err, errNoGrouping)
 		}
 	})
 }
@@ -428,10 +478,10 @@ func deleteMissing(t *testing.T, tg *Target) {
 	if err := f.c.DeleteGroupings(f.ctx, []int64{gg, missingGrouping}); err != nil {
 		t.Errorf("delete an existing and a missing grouping: %v", err)
 	}
-	if _, ok := f.courseGroup(tg.Course, f.name("G")); ok {
+	if _, ok := f.listed(groupKind, tg.Course, f.name("G")); ok {
 		t.Errorf("existing group not deleted")
 	}
-	if _, ok := f.courseGrouping(tg.Course, f.name("GG")); ok {
+	if _, ok := f.listed(groupingKind, tg.Course, f.name("GG")); ok {
 		t.Errorf("existing grouping not deleted")
 	}
 }
@@ -608,6 +658,71 @@ func getGroupingsReturnGroups(t *testing.T, tg *Target) {
 	})
 }
 
+// readsByIDAcrossCourses: get_groups, get_group_members and get_groupings
+// answer ids of several courses in one call, in request order; one id that
+// does not exist fails the whole call with invalidrecord.
+func readsByIDAcrossCourses(t *testing.T, tg *Target) {
+	if tg.OtherCourse == 0 {
+		t.Skipf("needs a second course: set %s", EnvOtherCourse)
+	}
+	tg.need(t, moodle.FnGetGroups, moodle.FnGetGroupings)
+	f := newFixture(t, tg)
+	courses := []int64{tg.Course, tg.OtherCourse}
+	var groups, groupings []int64 // one per course
+	for i, course := range courses {
+		g, err := f.create(groupKind, course, f.spec(fmt.Sprintf("G%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gg, err := f.create(groupingKind, course, f.spec(fmt.Sprintf("GG%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, groupings = append(groups, g[0].ID), append(groupings, gg[0].ID)
+	}
+	if err := f.c.AssignGrouping(f.ctx, []moodle.Pair{{A: groupings[0], B: groups[0]}, {A: groupings[1], B: groups[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	f.addMembers(moodle.Pair{A: groups[0], B: tg.Users[0]})
+	missing, missingGrouping := f.missingGroup(), f.missingGrouping()
+	reversed := func(ids []int64) []int64 { return []int64{ids[1], ids[0]} }
+
+	t.Run("groups", func(t *testing.T) {
+		gs, err := f.c.GroupsByID(f.ctx, reversed(groups))
+		if err != nil || len(gs) != 2 {
+			t.Fatalf("GroupsByID = %+v, %v; want both groups", gs, err)
+		}
+		for i, g := range gs {
+			if g.ID != groups[1-i] || g.CourseID != courses[1-i] {
+				t.Errorf("group %d: %+v, want id %d of course %d (request order)", i, g, groups[1-i], courses[1-i])
+			}
+		}
+		_, err = f.c.GroupsByID(f.ctx, []int64{groups[0], missing, groups[1]})
+		tg.wantErr(t, err, errNoGroup)
+	})
+	t.Run("members", func(t *testing.T) {
+		m, err := f.c.MembersOf(f.ctx, reversed(groups))
+		if err != nil || len(m) != 2 || !sameSet(m[groups[0]], tg.Users[:1]) || len(m[groups[1]]) != 0 {
+			t.Errorf("MembersOf = %v, %v; want %d: [%d], %d: []", m, err, groups[0], tg.Users[0], groups[1])
+		}
+		_, err = f.c.MembersOf(f.ctx, []int64{groups[0], groups[1], missing})
+		tg.wantErr(t, err, errNoGroup)
+	})
+	t.Run("groupings", func(t *testing.T) {
+		ggs, err := f.c.GroupingsWithGroups(f.ctx, reversed(groupings))
+		if err != nil || len(ggs) != 2 {
+			t.Fatalf("GroupingsWithGroups = %+v, %v; want both groupings", ggs, err)
+		}
+		for i, gg := range ggs {
+			if gg.ID != groupings[1-i] || gg.CourseID != courses[1-i] || len(gg.Groups) != 1 || gg.Groups[0].ID != groups[1-i] {
+				t.Errorf("grouping %d: %+v, want id %d of course %d with group %d", i, gg, groupings[1-i], courses[1-i], groups[1-i])
+			}
+		}
+		_, err = f.c.GroupingsWithGroups(f.ctx, []int64{missingGrouping, groupings[0], groupings[1]})
+		tg.wantErr(t, err, errNoGrouping)
+	})
+}
+
 // --- users and courses ------------------------------------------------------------
 
 func enrolledUsers(t *testing.T, tg *Target) {
@@ -693,19 +808,8 @@ func coursesByField(t *testing.T, tg *Target) {
 	if err != nil || len(cs) != 1 || cs[0].ID != tg.Course || cs[0].ShortName == "" {
 		t.Errorf("CoursesByID(%d) = %+v, %v", tg.Course, cs, err)
 	}
-	form := &moodle.Form{}
-	form.Add("field", "id")
-	form.AddInt("value", tg.Course)
-	var out map[string]any
-	if err := f.c.Call(f.ctx, moodle.FnCoursesByField, form, &out); err != nil {
-		t.Fatal(err)
-	}
-	wantKeys(t, "courses by field", out, true, "courses", "warnings")
-	if courses, _ := out["courses"].([]any); len(courses) != 1 {
-		t.Errorf("courses %v, want one", out["courses"])
-	}
-	if w, ok := out["warnings"].([]any); !ok || len(w) != 0 {
-		t.Errorf("warnings %v, want []", out["warnings"])
+	if courses := f.coursesByFieldID(t, tg.Course); len(courses) != 1 {
+		t.Errorf("courses %v, want one", courses)
 	}
 	if tg.MissingCourse != 0 {
 		if cs, err := f.c.CoursesByID(f.ctx, []int64{tg.MissingCourse}); err != nil || len(cs) != 0 {

@@ -39,6 +39,10 @@ type Target struct {
 	// OtherCourse is a second course groups may be made in (0: cases that
 	// need it are skipped).
 	OtherCourse int64
+	// InaccessibleCourse is a course that exists but that the token's user
+	// may not access, e.g. with moodle/course:view prohibited there. The
+	// suite only reads it (0: the case is skipped).
+	InaccessibleCourse int64
 	// MissingCourse and MissingUser are ids that do not exist (0: unknown,
 	// cases that need them are skipped).
 	MissingCourse, MissingUser int64
@@ -203,6 +207,10 @@ func rawHTTPClient(caFile string) (*http.Client, error) {
 type SimulatorOptions struct {
 	// MaxInputVars is the simulated PHP limit (0: 1000).
 	MaxInputVars int
+	// NoGroupCache turns the simulator's model of Moodle's group cache off
+	// (moodlesim.Options.NoGroupCache): a site unlike Moodle 4.5, on which
+	// the phantom cases must fail.
+	NoGroupCache bool
 }
 
 // HandMadeGroup is the name of the group NewSimulator makes by hand in the
@@ -231,7 +239,7 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 	functions := slices.DeleteFunc(moodlesim.FunctionNames(), func(f string) bool { return f == OutsideFunction })
 	token := newPrefix() + "token"
 	sim := moodlesim.New(moodlesim.Options{Token: token, MaxInputVars: o.MaxInputVars, Functions: functions,
-		ShowIdnumber: true, SiteName: "cmissync contract simulator", WWWRoot: base})
+		ShowIdnumber: true, SiteName: "cmissync contract simulator", WWWRoot: base, NoGroupCache: o.NoGroupCache})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -241,7 +249,8 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 
 	course := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT", FullName: "Contract scratch course", IDNumber: "CONTRACT"})
 	other := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT2", FullName: "Second scratch course"})
-	tg := &Target{Name: "simulator", URL: base, Token: token, Course: int64(course), OtherCourse: int64(other),
+	hidden := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT-HIDDEN", FullName: "Course the service user may not access"})
+	tg := &Target{Name: "simulator", URL: base, Token: token, Course: int64(course), OtherCourse: int64(other), InaccessibleCourse: int64(hidden),
 		MissingCourse: 999999, MissingUser: 999999, MaxInputVars: o.MaxInputVars, MaxInputVarsKnown: true,
 		OutsideFunction: OutsideFunction, OtherHost: "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
 		Strict: true, UserIDNumbers: map[int64]string{}, prefix: newPrefix(), functions: map[string]bool{}}
@@ -265,6 +274,17 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 	if _, err := sim.AddGroup(moodlesim.Group{CourseID: course, Name: HandMadeGroup, IDNumber: "hand", Members: []int{int(tg.Users[0])}}); err != nil {
 		t.Fatal(err)
 	}
+	// The inaccessible course has a group and an enrolment, which an
+	// accessible course would list.
+	if err := sim.Enrol(hidden, int(tg.Users[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.AddGroup(moodlesim.Group{CourseID: hidden, Name: "Hidden", IDNumber: "hidden"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SetCourseAccessible(hidden, false); err != nil {
+		t.Fatal(err)
+	}
 	tg.http, err = rawHTTPClient("")
 	if err != nil {
 		t.Fatal(err)
@@ -274,15 +294,16 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 
 // Environment variables that point the suite at a real Moodle.
 const (
-	EnvURL             = "MOODLE_URL"
-	EnvToken           = "MOODLE_TOKEN"
-	EnvCourse          = "MOODLE_TEST_COURSE"
-	EnvUsers           = "MOODLE_TEST_USERS"
-	EnvUnenrolled      = "MOODLE_TEST_UNENROLLED_USER"
-	EnvMaxInputVars    = "MOODLE_MAX_INPUT_VARS"
-	EnvOtherCourse     = "MOODLE_TEST_OTHER_COURSE"
-	EnvOutsideFunction = "MOODLE_TEST_OUTSIDE_FUNCTION"
-	EnvCAFile          = "MOODLE_CA_FILE"
+	EnvURL                = "MOODLE_URL"
+	EnvToken              = "MOODLE_TOKEN"
+	EnvCourse             = "MOODLE_TEST_COURSE"
+	EnvUsers              = "MOODLE_TEST_USERS"
+	EnvUnenrolled         = "MOODLE_TEST_UNENROLLED_USER"
+	EnvMaxInputVars       = "MOODLE_MAX_INPUT_VARS"
+	EnvOtherCourse        = "MOODLE_TEST_OTHER_COURSE"
+	EnvInaccessibleCourse = "MOODLE_TEST_INACCESSIBLE_COURSE"
+	EnvOutsideFunction    = "MOODLE_TEST_OUTSIDE_FUNCTION"
+	EnvCAFile             = "MOODLE_CA_FILE"
 )
 
 // FromEnv returns the real Moodle named by the environment, or skips the
@@ -314,6 +335,10 @@ func FromEnv(t testing.TB) *Target {
 	tg.Course = idVar(EnvCourse, true)
 	tg.Unenrolled = idVar(EnvUnenrolled, true)
 	tg.OtherCourse = idVar(EnvOtherCourse, false)
+	tg.InaccessibleCourse = idVar(EnvInaccessibleCourse, false)
+	if c := tg.InaccessibleCourse; c != 0 && (c == tg.Course || c == tg.OtherCourse) {
+		t.Fatalf("%s=%d is a scratch course; name one the token's user may not access", EnvInaccessibleCourse, c)
+	}
 	for _, s := range strings.Split(os.Getenv(EnvUsers), ",") {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil || n <= 0 {
