@@ -398,7 +398,25 @@ func (b *builder) object(cp *CoursePlan, o *object, info *courseInfo, names *nam
 		return
 	}
 	it := cp.item(objectItem(ActCreate, o, "new in CMIS"))
+	if phantomOf(info, o, b.state) {
+		it.Reason += "; Moodle's course listing shows a phantom of it (left by a refused create) that does not exist by id: the course's group cache is cleared first"
+	}
 	b.createName(o, it, names)
+}
+
+// phantomOf: the course listing shows an object with o's idnumber that a
+// read by id says does not exist.
+func phantomOf(info *courseInfo, o *object, st *moodleState) bool {
+	list := info.groups
+	if o.kind == kindGrouping {
+		list = info.groupings
+	}
+	for _, m := range list {
+		if !m.confirmed && st.gone[o.kind][m.id] && ours(o, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // createName picks the name to create an object under: the wanted one, or,

@@ -424,6 +424,16 @@ func (w *world) handGroup(course, name string, people ...string) int {
 	return id
 }
 
+func (w *world) ownedGrouping(course, idnumber string) int {
+	for _, g := range w.sim.State().Groupings {
+		if g.CourseID == w.courses[course] && g.IDNumber == idnumber {
+			return g.ID
+		}
+	}
+	w.t.Fatalf("no grouping %s in %s", idnumber, course)
+	return 0
+}
+
 func (w *world) ownedGroup(course, idnumber string) int {
 	for _, g := range w.sim.State().Groups {
 		if g.CourseID == w.courses[course] && g.IDNumber == idnumber {
@@ -546,6 +556,102 @@ var scenarios = map[string]func(w *world){
 		delete(w.courses, "B")
 		w.cmis("COMP1001", "SEM01", "s1", "s2")
 		w.sync("a course deleted in Moodle retires its mappings", stage.Options{}, load.Options{})
+	},
+	"drift_repaired_in_a_quiet_course": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.cmis("COMP1001", "SEM02", "s3", "s4")
+		w.cmis("COMP1001", "SEM03", "s5")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		// Nothing changes in CMIS; in Moodle a teacher deletes one group,
+		// renames another, takes the third out of its grouping and removes
+		// a student from the second.
+		if err := w.sim.DeleteGroup(w.ownedGroup("A", "cmis:COMP1001:SEM01")); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.sim.RenameGroup(w.ownedGroup("A", "cmis:COMP1001:SEM02"), "Tuesday seminar"); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.sim.RemoveMember(w.ownedGroup("A", "cmis:COMP1001:SEM02"), w.users["s3"]); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.mc.UnassignGrouping(context.Background(), []moodle.Pair{{A: int64(w.ownedGrouping("A", "cmis:COMP1001")), B: int64(w.ownedGroup("A", "cmis:COMP1001:SEM03"))}}); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("a quiet night repairs everything: recreated, name kept, put back in its grouping, member restored", stage.Options{}, load.Options{})
+		w.sync("and the next night has nothing to do", stage.Options{}, load.Options{})
+		if err := w.sim.RemoveMember(w.ownedGroup("A", "cmis:COMP1001:SEM02"), w.users["s4"]); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("with on_member_removed=respect a member removed by hand stays out", stage.Options{}, load.Options{OnMemberRemoved: load.MemberRespect})
+		w.sync("and stays out on later nights, whatever the policy", stage.Options{}, load.Options{})
+	},
+	"course_inaccessible_then_deleted": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.mapping("B", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		if err := w.sim.SetCourseAccessible(w.courses["B"], false); err != nil {
+			w.t.Fatal(err)
+		}
+		w.cmis("COMP1001", "SEM01", "s2")
+		w.sync("the service user loses access to course B: a failure every run, nothing of it forgotten, nothing deleted there", stage.Options{}, load.Options{})
+		if err := w.sim.SetCourseAccessible(w.courses["B"], true); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("access restored: course B catches up", stage.Options{}, load.Options{})
+		if err := w.sim.DeleteCourse(w.courses["B"]); err != nil {
+			w.t.Fatal(err)
+		}
+		w.deleted = append(w.deleted, w.courses["B"])
+		w.sync("course B deleted in Moodle, CMIS unchanged: retired on positive evidence", stage.Options{}, load.Options{})
+	},
+	"adopted_group_given_back": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.cmis("COMP1001", "SEM02", "s3")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.cmis("X", "X", "s9") // makes user s9
+		w.dropGroup("X", "X")
+		w.handGroup("A", "COMP1001 SEM01", "s9")
+		w.sync("a teacher's group has the wanted name and is adopted with its member", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+		w.dropGroup("COMP1001", "SEM01")
+		w.sync("CMIS drops it: given back, never deleted; only the members cmissync added leave", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+		w.sync("and it is the teacher's again", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+	},
+	"phantom_left_by_a_refused_create": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.cmis("COMP1001", "SEM02", "s2")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		// Another client's create call made SEM03 and was refused on its
+		// second item: SEM03 is a phantom in Moodle's group cache, listed
+		// but not in the database.
+		phantom := moodle.Group{CourseID: int64(w.courses["A"]), Name: "COMP1001 SEM03", IDNumber: "cmis:COMP1001:SEM03"}
+		taken := moodle.Group{CourseID: int64(w.courses["A"]), Name: "other", IDNumber: "cmis:COMP1001:SEM01"}
+		if _, err := w.mc.CreateGroups(context.Background(), []moodle.Group{phantom, taken}); moodle.ErrorCode(err) != moodle.CodeIDNumberTaken {
+			w.t.Fatalf("the refused call answered %v", err)
+		}
+		w.cmis("COMP1001", "SEM03", "s3")
+		w.sync("the phantom is confirmed absent by id, the cache cleared, and the group created once", stage.Options{}, load.Options{})
+	},
+	"phantom_in_courses_with_nothing_to_clear_it_with": func(w *world) {
+		// Course B has no group or grouping at all, only a phantom of
+		// cmissync's grouping left by another client's refused call. The
+		// groupings go in one batch, which the phantom refuses, leaving a
+		// phantom of A's grouping too; neither course has an object yet to
+		// clear its cache with. The groups are created, and with them the
+		// groupings, once each course's cache is cleared.
+		dup := moodle.Grouping{CourseID: int64(w.courses["B"]), Name: "first", IDNumber: "cmis:COMP1001", Description: "x"}
+		dup2 := dup
+		dup2.Name = "second"
+		if _, err := w.mc.CreateGroupings(context.Background(), []moodle.Grouping{dup, dup2}); moodle.ErrorCode(err) != moodle.CodeIDNumberTaken {
+			w.t.Fatalf("the refused call answered %v", err)
+		}
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.mapping("B", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		w.sync("nothing left to do", stage.Options{}, load.Options{})
 	},
 	"mass_change_guard": func(w *world) {
 		var people []string
