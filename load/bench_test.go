@@ -20,6 +20,7 @@ var writeFns = map[string]int{
 	moodle.FnAssignGrouping: moodle.VarsPerPair, moodle.FnAddMembers: moodle.VarsPerPair,
 	moodle.FnDeleteMembers: moodle.VarsPerPair, moodle.FnDeleteGroups: moodle.VarsPerID,
 	moodle.FnDeleteGroupings: moodle.VarsPerID, moodle.FnUpdateGroups: moodle.VarsPerUpdate,
+	moodle.FnUpdateGroupings: moodle.VarsPerUpdate, moodle.FnUnassignGrouping: moodle.VarsPerPair,
 }
 
 // night loads once and reports calls made against the minimum possible:
@@ -32,6 +33,14 @@ func night(b *testing.B, name string, st *store.Store, sim *moodlesim.Server, mc
 	}
 	courses, err := st.CoursesWithWork(ctx, store.Filter{})
 	if err != nil {
+		b.Fatal(err)
+	}
+	// What a night must verify: every group and grouping cmissync owns.
+	var ownedGroups, ownedGroupings int64
+	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL`).Scan(&ownedGroups); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groupings WHERE moodlegroupingid IS NOT NULL`).Scan(&ownedGroupings); err != nil {
 		b.Fatal(err)
 	}
 	sim.ResetCalls()
@@ -47,7 +56,7 @@ func night(b *testing.B, name string, st *store.Store, sim *moodlesim.Server, mc
 	items := map[string]int64{
 		moodle.FnCreateGroupings: res.GroupingsCreated, moodle.FnCreateGroups: res.GroupsCreated, moodle.FnAssignGrouping: res.Assigned,
 		moodle.FnAddMembers: res.MembersAdded, moodle.FnDeleteMembers: res.MembersRemoved, moodle.FnDeleteGroups: res.GroupsDeleted,
-		moodle.FnDeleteGroupings: res.GroupingsDeleted, moodle.FnUpdateGroups: res.Renamed,
+		moodle.FnDeleteGroupings: res.GroupingsDeleted, moodle.FnUpdateGroups: res.Renamed + res.Adopted,
 	}
 	var writes, minimum, reads int64
 	for fn, n := range sim.Calls() {
@@ -64,11 +73,24 @@ func night(b *testing.B, name string, st *store.Store, sim *moodlesim.Server, mc
 		b.ReportMetric(float64(writes)/float64(minimum), name+"_calls/min")
 	}
 	b.ReportMetric(float64(reads), name+"_read_calls")
+	// Reads by id against the minimum: owned ids / ids per call, for each
+	// of the three reads that verify everything owned.
+	perCall := int64(mc.Capacity(moodle.VarsPerReadByID))
+	ceil := func(n, d int64) int64 { return (n + d - 1) / d }
+	calls := sim.Calls()
+	verify := int64(calls[moodle.FnGetGroups] + calls[moodle.FnGroupMembers] + calls[moodle.FnGetGroupings])
+	minVerify := ceil(ownedGroups, perCall) + ceil(ownedGroups, perCall) + ceil(ownedGroupings, perCall-1)
+	if minVerify > 0 {
+		b.ReportMetric(float64(verify)/float64(minVerify), name+"_verify_reads/min")
+	}
+	b.ReportMetric(float64(calls[moodle.FnCourseGroups]), name+"_listings")
+	b.ReportMetric(float64(calls[moodle.FnEnrolledUsers]), name+"_enrolment_reads")
 	if len(courses) > 0 {
 		b.ReportMetric(float64(reads)/float64(len(courses)), name+"_reads/changed_course")
 	}
 	b.ReportMetric(wall.Seconds(), name+"_s")
-	b.Logf("%s: %d changed courses, %d writes (minimum %d), %d reads, %s; %+v", name, len(courses), writes, minimum, reads, wall.Round(time.Millisecond), res.Map())
+	b.Logf("%s: %d changed courses, %d writes (minimum %d), %d reads (verifying %d owned groups and %d groupings: %d calls, minimum %d; %d listings), %s; reads by function %v; %+v",
+		name, len(courses), writes, minimum, reads, ownedGroups, ownedGroupings, verify, minVerify, calls[moodle.FnCourseGroups], wall.Round(time.Millisecond), res.Plan.Reads, res.Map())
 }
 
 // BenchmarkLoadLarge loads the large synthetic institution into the

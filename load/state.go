@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/cmissync/cmissync/load/moodle"
@@ -254,7 +253,7 @@ func (r *reader) readOwned(ctx context.Context, k kind, owner map[int64]int64) e
 	for _, id := range res.denied {
 		c := r.st.course(owner[id])
 		c.suspect = true
-		r.st.fail(owner[id], courseInaccessible, fmt.Errorf("%s %d: %w", k, id, errNoAccess))
+		r.st.fail(owner[id], courseInaccessible, errNoAccess)
 	}
 	for id, err := range res.failed {
 		r.st.fail(owner[id], courseUnreadable, err)
@@ -308,7 +307,7 @@ func (r *reader) readMembers(ctx context.Context, owner map[int64]int64) error {
 	}
 	r.st.mu.Unlock()
 	for _, id := range res.denied {
-		r.st.fail(owner[id], courseInaccessible, fmt.Errorf("group %d: %w", id, errNoAccess))
+		r.st.fail(owner[id], courseInaccessible, errNoAccess)
 	}
 	for id, err := range res.failed {
 		r.st.fail(owner[id], courseUnreadable, err)
@@ -336,7 +335,7 @@ func (r *reader) list(ctx context.Context, courses []int64) error {
 			// Deleted, or not accessible: checkCourses tells which.
 			c := r.st.course(id)
 			c.suspect = true
-			r.st.fail(id, courseInaccessible, err)
+			r.st.fail(id, courseInaccessible, errNoAccess)
 			return nil
 		case err != nil:
 			r.st.fail(id, courseUnreadable, err)
@@ -439,7 +438,7 @@ func (r *reader) checkCourses(ctx context.Context, ids []int64) error {
 		case moodle.CodeInvalidRecord:
 			r.st.fail(id, courseDeleted, errCourseDeleted)
 		case moodle.CodeCourseContext:
-			r.st.fail(id, courseInaccessible, err)
+			r.st.fail(id, courseInaccessible, errNoAccess)
 		default:
 			if moodle.IsFatal(err) {
 				return err
@@ -452,7 +451,7 @@ func (r *reader) checkCourses(ctx context.Context, ids []int64) error {
 
 var (
 	errCourseDeleted = errors.New("the course no longer exists in Moodle")
-	errNoAccess      = errors.New("errorcoursecontextnotvalid: the service user may not open its course")
+	errNoAccess      = errors.New("Moodle answers errorcoursecontextnotvalid for it")
 )
 
 // enrolments reads who is enrolled in each course.

@@ -54,7 +54,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.stepCommand("stage", "Compute the desired groups and set toadd/todelete flags",
 			"Joins the dump with mapped_modules, compares the desired groupings, groups and\nmemberships with what cmissync has made, and sets toadd/todelete flags.\nSends nothing to Moodle."),
 		a.stepCommand("load", "Send the flagged changes to Moodle",
-			"Sends the flagged changes to Moodle in order (groupings, groups, grouping\nassignments, member additions, member removals, group deletions, grouping\ndeletions), recording each success. Rerun it after fixing staged rows."),
+			"Reads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
 		a.planCommand(),
 		a.statusCommand(),
 		a.migrateCommand(),
@@ -127,6 +127,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		courses []int64
 		approve bool
 		shrink  bool
+		dryRun  bool
 	)
 	c := &cobra.Command{
 		Use:   name,
@@ -140,6 +141,15 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 			}
 			defer p.close()
 			p.approveDeletes, p.approveShrink = approve, shrink
+			if dryRun {
+				pl, err := p.makePlan(c.Context(), false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, "Dry run: nothing was sent to Moodle. The load step would do this:")
+				pl.WriteText(a.stdout)
+				return nil
+			}
 			return p.single(c.Context(), name)
 		},
 	}
@@ -148,6 +158,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 	}
 	if name == "load" {
 		approveFlag(c, &approve)
+		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan this load would carry out (the same as cmissync plan) and send nothing")
 	}
 	if name == "extract" {
 		shrinkFlag(c, &shrink)
