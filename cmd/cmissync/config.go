@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -46,7 +47,7 @@ type SiteConfig struct {
 type StagingConfig struct {
 	Engine    string   `toml:"engine" doc:"Staging database engine: sqlite (a file, the default) or mysql (MySQL/MariaDB)." default:"sqlite" oneof:"sqlite mysql"`
 	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file. mysql: user:password@tcp(host:3306)/database. Secret when it holds a password. Must not be empty." default:"cmissync.db" secret:"true"`
-	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line), instead of putting it in this file."`
+	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine), instead of putting it in this file. An empty file is an error."`
 	LockStale Duration `toml:"lock_stale_after" doc:"A run lock whose holder has not renewed it for this long is presumed abandoned by a dead process and taken over; a live run renews it every quarter of this. Range: 1m to 24h." default:"10m" min:"1m" max:"24h"`
 }
 
@@ -55,7 +56,7 @@ type SourceConfig struct {
 	Type       string `toml:"type" doc:"Where CMIS data comes from: sql (a database: Oracle, MySQL or SQLite) or csv (three files)." default:"sql" oneof:"sql csv"`
 	Driver     string `toml:"driver" doc:"sql source driver: oracle (godror; needs Oracle Instant Client), mysql or sqlite." default:"oracle" oneof:"oracle mysql sqlite"`
 	DSN        string `toml:"dsn" doc:"sql source connection string, e.g. oracle: user=\"cmis\" password=\"...\" connectString=\"db:1521/GEND\". Secret." secret:"true"`
-	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn."`
+	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
 	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries."`
 	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv."`
 	Charset    string `toml:"charset" doc:"AL32UTF8 (default): Oracle converts to UTF-8 itself, which is right for a CMIS database in WE8ISO8859P1; for other sources, bytes that are not UTF-8 reject the row. WE8ISO8859P1: Oracle sends bytes unconverted (only for UTF-8 stored in Latin-1 columns); bytes that are not UTF-8 are decoded as Latin-1." default:"AL32UTF8" oneof:"AL32UTF8 WE8ISO8859P1"`
@@ -65,7 +66,7 @@ type SourceConfig struct {
 type MoodleConfig struct {
 	URL                string   `toml:"url" doc:"The Moodle site's wwwroot, exactly as in its config.php (another host name gets a redirect, not an answer): http(s)://host[:port][/path], without a user name, password, query or fragment."`
 	Token              string   `toml:"token" doc:"Web-service token of the cmissync service user. Secret: prefer CMISSYNC_MOODLE_TOKEN or moodle.token_file." secret:"true"`
-	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token."`
+	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
 	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it. Range: 20 to 100000." default:"1000" min:"20" max:"100000"`
 	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request. Range: 1s to 1h." default:"60s" min:"1s" max:"1h"`
 	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx); 0: none. Range: 0 to 10." default:"3" min:"0" max:"10"`
@@ -109,7 +110,7 @@ type EmailConfig struct {
 	TLS          string   `toml:"tls" doc:"SMTP transport security: starttls, tls or none." default:"starttls" oneof:"starttls tls none"`
 	Username     string   `toml:"username" doc:"SMTP user name, if the server needs a login."`
 	Password     string   `toml:"password" doc:"SMTP password. Secret." secret:"true"`
-	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password."`
+	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
 	From         string   `toml:"from" doc:"Sender address of reports: one address, name@host or \"Name <name@host>\"." default:"cmissync@localhost"`
 	To           []string `toml:"to" doc:"Recipients of reports (support staff), each name@host or \"Name <name@host>\". Environment: comma-separated."`
 	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports"`
@@ -243,16 +244,41 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 		if s.file == "" {
 			continue
 		}
-		b, err := os.ReadFile(s.file)
+		secret, err := readSecretFile(s.file)
 		if err != nil {
 			return nil, configErrorf("%s_file: %w", s.name, err)
 		}
-		*s.dst = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		*s.dst = secret
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// errEmptySecretFile is a secret file with nothing on its first line.
+var errEmptySecretFile = errors.New("the file holds no secret on its first line")
+
+// readSecretFile returns the first line of a secret file without the
+// surrounding blanks. Files saved by Windows editors start with a UTF-8 byte
+// order mark and end lines with CRLF; both are dropped rather than sent to
+// the server as part of the secret. UTF-16 (what "Unicode" means to some
+// editors) is refused rather than guessed at.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
+		return "", fmt.Errorf("%s is UTF-16: save it as UTF-8", path)
+	}
+	b = bytes.TrimPrefix(b, []byte("\uFEFF"))
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	secret := strings.TrimSpace(string(line))
+	if secret == "" {
+		return "", fmt.Errorf("%s: %w", path, errEmptySecretFile)
+	}
+	return secret, nil
 }
 
 // validate checks every key against its allowed range or values and returns

@@ -213,3 +213,54 @@ func TestBoundsAndCanonicalValuesLoad(t *testing.T) {
 		t.Errorf("load.on_member_removed defaults to %q, want restore", d.Load.OnMemberRemoved)
 	}
 }
+
+func TestSecretFiles(t *testing.T) {
+	secretKeys := []struct{ key, env string }{
+		{"staging.dsn", "CMISSYNC_STAGING_DSN_FILE"},
+		{"source.dsn", "CMISSYNC_SOURCE_DSN_FILE"},
+		{"moodle.token", "CMISSYNC_MOODLE_TOKEN_FILE"},
+		{"email.password", "CMISSYNC_EMAIL_PASSWORD_FILE"},
+	}
+	get := func(c *Config, key string) string {
+		return map[string]string{"staging.dsn": c.Staging.DSN, "source.dsn": c.Source.DSN, "moodle.token": c.Moodle.Token, "email.password": c.Email.Password}[key]
+	}
+	const secret = `s3cr=t "with" spaces`
+	good := map[string]string{
+		"plain":             secret,
+		"newline":           secret + "\n",
+		"CRLF":              secret + "\r\nsecond line\r\n",
+		"byte order mark":   "\uFEFF" + secret + "\n",
+		"BOM and CRLF":      "\uFEFF" + secret + "\r\n",
+		"surrounding blank": "  " + secret + " \t\r\n",
+	}
+	bad := map[string]string{
+		"empty file":        "",
+		"empty first line":  "\n" + secret + "\n",
+		"only CRLF":         "\r\n",
+		"only a BOM":        "\uFEFF",
+		"BOM and CRLF only": "\uFEFF\r\n",
+		"UTF-16":            "\xFF\xFEs\x00e\x00",
+	}
+	for _, sk := range secretKeys {
+		for name, body := range good {
+			t.Run(sk.key+"/"+name, func(t *testing.T) {
+				c, err := loadConfig("", false, envOf(map[string]string{sk.env: writeFile(t, "secret", body)}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := get(c, sk.key); got != secret {
+					t.Errorf("%s = %q, want %q", sk.key, got, secret)
+				}
+			})
+		}
+		for name, body := range bad {
+			t.Run(sk.key+"/"+name, func(t *testing.T) {
+				_, err := loadConfig("", false, envOf(map[string]string{sk.env: writeFile(t, "secret", body)}))
+				var ce *ConfigError
+				if !errors.As(err, &ce) || !strings.Contains(err.Error(), sk.key+"_file") {
+					t.Fatalf("error = %v, want a configuration error naming %s_file", err, sk.key)
+				}
+			})
+		}
+	}
+}
