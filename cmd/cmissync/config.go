@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -32,87 +40,87 @@ type Config struct {
 
 // SiteConfig names the installation.
 type SiteConfig struct {
-	Name string `toml:"name" doc:"Name of this installation, shown in email subjects and logs." default:"cmissync"`
+	Name string `toml:"name" doc:"Name of this installation, shown in email subjects and logs. One line of 1 to 100 characters." default:"cmissync"`
 }
 
 // StagingConfig locates the staging database.
 type StagingConfig struct {
-	Engine    string   `toml:"engine" doc:"Staging database engine: sqlite (a file, the default) or mysql (MySQL/MariaDB)." default:"sqlite"`
-	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file. mysql: user:password@tcp(host:3306)/database. Secret when it holds a password." default:"cmissync.db" secret:"true"`
-	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line), instead of putting it in this file."`
-	LockStale Duration `toml:"lock_stale_after" doc:"A run lock whose holder has not renewed it for this long is presumed abandoned by a dead process and taken over." default:"10m"`
+	Engine    string   `toml:"engine" doc:"Staging database engine: sqlite (a file, the default) or mysql (MySQL/MariaDB)." default:"sqlite" oneof:"sqlite mysql"`
+	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file. mysql: user:password@tcp(host:3306)/database. Secret when it holds a password. Must not be empty." default:"cmissync.db" secret:"true"`
+	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine), instead of putting it in this file. An empty file is an error."`
+	LockStale Duration `toml:"lock_stale_after" doc:"A run lock whose holder has not renewed it for this long is presumed abandoned by a dead process and taken over; a live run renews it every quarter of this. Range: 1m to 24h." default:"10m" min:"1m" max:"24h"`
 }
 
 // SourceConfig says where CMIS data comes from.
 type SourceConfig struct {
-	Type       string `toml:"type" doc:"Where CMIS data comes from: sql (a database: Oracle, MySQL or SQLite) or csv (three files)." default:"sql"`
-	Driver     string `toml:"driver" doc:"sql source driver: oracle (godror; needs Oracle Instant Client), mysql or sqlite." default:"oracle"`
+	Type       string `toml:"type" doc:"Where CMIS data comes from: sql (a database: Oracle, MySQL or SQLite) or csv (three files)." default:"sql" oneof:"sql csv"`
+	Driver     string `toml:"driver" doc:"sql source driver: oracle (godror; needs Oracle Instant Client), mysql or sqlite." default:"oracle" oneof:"oracle mysql sqlite"`
 	DSN        string `toml:"dsn" doc:"sql source connection string, e.g. oracle: user=\"cmis\" password=\"...\" connectString=\"db:1521/GEND\". Secret." secret:"true"`
-	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn."`
+	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
 	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries."`
 	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv."`
-	Charset    string `toml:"charset" doc:"AL32UTF8 (default): Oracle converts to UTF-8 itself, which is right for a CMIS database in WE8ISO8859P1; for other sources, bytes that are not UTF-8 reject the row. WE8ISO8859P1: Oracle sends bytes unconverted (only for UTF-8 stored in Latin-1 columns); bytes that are not UTF-8 are decoded as Latin-1." default:"AL32UTF8"`
+	Charset    string `toml:"charset" doc:"AL32UTF8 (default): Oracle converts to UTF-8 itself, which is right for a CMIS database in WE8ISO8859P1; for other sources, bytes that are not UTF-8 reject the row. WE8ISO8859P1: Oracle sends bytes unconverted (only for UTF-8 stored in Latin-1 columns); bytes that are not UTF-8 are decoded as Latin-1." default:"AL32UTF8" oneof:"AL32UTF8 WE8ISO8859P1"`
 }
 
 // MoodleConfig reaches the Moodle site.
 type MoodleConfig struct {
-	URL                string   `toml:"url" doc:"The Moodle site's wwwroot, exactly as in its config.php (another host name gets a redirect, not an answer)."`
+	URL                string   `toml:"url" doc:"The Moodle site's wwwroot, exactly as in its config.php (another host name gets a redirect, not an answer): http(s)://host[:port][/path], without a user name, password, query or fragment."`
 	Token              string   `toml:"token" doc:"Web-service token of the cmissync service user. Secret: prefer CMISSYNC_MOODLE_TOKEN or moodle.token_file." secret:"true"`
-	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token."`
-	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it." default:"1000"`
-	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request." default:"60s"`
-	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx); 0: none." default:"3"`
-	RetryWait          Duration `toml:"retry_wait" doc:"First wait before a retry; doubled each attempt." default:"1s"`
+	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
+	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it. Range: 20 to 100000." default:"1000" min:"20" max:"100000"`
+	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request. Range: 1s to 1h." default:"60s" min:"1s" max:"1h"`
+	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx); 0: none. Range: 0 to 10." default:"3" min:"0" max:"10"`
+	RetryWait          Duration `toml:"retry_wait" doc:"First wait before a retry; doubled each attempt. Range: 1ms to 1m." default:"1s" min:"1ms" max:"1m"`
 	CAFile             string   `toml:"ca_file" doc:"PEM file of extra certificate authorities to trust (an internal CA)."`
 	InsecureSkipVerify bool     `toml:"insecure_skip_verify" doc:"Turn TLS certificate checks off. Test sites only." default:"false"`
-	UserMatchField     string   `toml:"user_match_field" doc:"Moodle user field that CMIS student and staff ids are matched against: idnumber, username or email. For idnumber the site must show it ($CFG->showuseridentity must include idnumber)." default:"idnumber"`
+	UserMatchField     string   `toml:"user_match_field" doc:"Moodle user field that CMIS student and staff ids are matched against: idnumber, username or email. For idnumber the site must show it ($CFG->showuseridentity must include idnumber)." default:"idnumber" oneof:"idnumber username email"`
 }
 
 // StageConfig shapes the desired state.
 type StageConfig struct {
-	GroupingName string  `toml:"grouping_name" doc:"Template of grouping names. Placeholders: {module} {modulename}." default:"{module} {modulename}"`
-	GroupName    string  `toml:"group_name" doc:"Template of group names. Placeholders: {module} {modulename} {group} {groupname}. Keep {module} so two modules with the same group code stay distinct." default:"{module} {group}"`
-	Courses      []int64 `toml:"courses" doc:"Only process these Moodle course ids (all others are left alone). Empty: every mapped course. Environment: comma-separated."`
+	GroupingName string  `toml:"grouping_name" doc:"Template of grouping names. Placeholders: {module} {modulename}; it must use at least one of them (else every module of a course gets the same name), and braces serve only for placeholders. Must not be empty." default:"{module} {modulename}"`
+	GroupName    string  `toml:"group_name" doc:"Template of group names. Placeholders: {module} {modulename} {group} {groupname}; it must use {group} or {groupname} (else every group of a module gets the same name), and braces serve only for placeholders. Keep {module} so two modules with the same group code stay distinct." default:"{module} {group}"`
+	Courses      []int64 `toml:"courses" doc:"Only process these Moodle course ids (positive whole numbers; all others are left alone). Empty: every mapped course. Environment: comma-separated."`
 }
 
 // LoadConfig shapes the load step and its policies.
 type LoadConfig struct {
-	Concurrency     int    `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel)." default:"4"`
-	ParkAfter       int    `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park." default:"5"`
-	OnNameClash     string `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename"`
-	OnDeleted       string `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate"`
-	OnRenamed       string `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep"`
-	OnMemberRemoved string `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore"`
+	Concurrency     int    `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
+	ParkAfter       int    `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
+	OnNameClash     string `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
+	OnDeleted       string `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
+	OnRenamed       string `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep" oneof:"keep restore"`
+	OnMemberRemoved string `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore" oneof:"restore respect"`
 	RemoveNotInCMIS bool   `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
 }
 
 // GuardConfig sets the mass-change safety rail.
 type GuardConfig struct {
-	ExtractMaxShrink     float64 `toml:"extract_max_shrink" doc:"Hold the extract (exit 4, email; the previous dump is kept and nothing is staged) when any dump table would lose more than this share of its rows compared with the last committed dump, or be emptied. 0: off; 1: hold only when a table would be emptied." default:"0.5"`
-	MaxDeleteShare       float64 `toml:"max_delete_share" doc:"Hold the load (exit 4, email) when it would delete more than this share of cmissync's groups or of its memberships, counting only deletions not asked for by an RMV mapping. 0: off." default:"0.25"`
-	MaxDeleteCount       int     `toml:"max_delete_count" doc:"Hold the load when it would delete more than this many groups plus memberships (not asked for by an RMV mapping). 0: off." default:"0"`
-	CourseMaxDeleteShare float64 `toml:"course_max_delete_share" doc:"Hold the load when one course would lose more than this share of its memberships (courses with at least guard.course_min_items). 0: off." default:"0.5"`
-	CourseMinItems       int     `toml:"course_min_items" doc:"Smallest number of memberships a course must have for guard.course_max_delete_share to apply." default:"50"`
+	ExtractMaxShrink     float64 `toml:"extract_max_shrink" doc:"Hold the extract (exit 4, email; the previous dump is kept and nothing is staged) when any dump table would lose more than this share of its rows compared with the last committed dump, or be emptied. 0: off; 1: hold only when a table would be emptied. Range: 0 to 1." default:"0.5" min:"0" max:"1"`
+	MaxDeleteShare       float64 `toml:"max_delete_share" doc:"Hold back every deletion of a load (exit 4, email; the rest of the load goes ahead) when together they would delete more than this share of cmissync's groups or of its memberships, counting every kind of removal except what an RMV mapping asked for. 0: off. Range: 0 to 1." default:"0.25" min:"0" max:"1"`
+	MaxDeleteCount       int     `toml:"max_delete_count" doc:"Hold back every deletion of a load when together they would delete more than this many groups plus memberships (not asked for by an RMV mapping). 0: off. Range: 0 or more." default:"0" min:"0"`
+	CourseMaxDeleteShare float64 `toml:"course_max_delete_share" doc:"Hold back a course's deletions when it would lose more than this share of its memberships (courses with at least guard.course_min_items). 0: off. Range: 0 to 1." default:"0.5" min:"0" max:"1"`
+	CourseMinItems       int     `toml:"course_min_items" doc:"Smallest number of memberships a course must have for guard.course_max_delete_share to apply. Range: 0 or more." default:"50" min:"0"`
 }
 
 // EmailConfig sends failure reports.
 type EmailConfig struct {
-	SMTPHost     string   `toml:"smtp_host" doc:"SMTP server for failure reports. Empty: reports are only written to email.report_dir."`
-	SMTPPort     int      `toml:"smtp_port" doc:"SMTP port; 0 picks 587 (starttls), 465 (tls) or 25 (none)." default:"0"`
-	TLS          string   `toml:"tls" doc:"SMTP transport security: starttls, tls or none." default:"starttls"`
+	SMTPHost     string   `toml:"smtp_host" doc:"SMTP server for failure reports: a host name or IP address (the port goes in email.smtp_port). Empty: reports are only written to email.report_dir."`
+	SMTPPort     int      `toml:"smtp_port" doc:"SMTP port; 0 picks 587 (starttls), 465 (tls) or 25 (none). Range: 0 to 65535." default:"0" min:"0" max:"65535"`
+	TLS          string   `toml:"tls" doc:"SMTP transport security: starttls, tls or none." default:"starttls" oneof:"starttls tls none"`
 	Username     string   `toml:"username" doc:"SMTP user name, if the server needs a login."`
 	Password     string   `toml:"password" doc:"SMTP password. Secret." secret:"true"`
-	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password."`
-	From         string   `toml:"from" doc:"Sender address of reports." default:"cmissync@localhost"`
-	To           []string `toml:"to" doc:"Recipients of reports (support staff). Environment: comma-separated."`
+	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
+	From         string   `toml:"from" doc:"Sender address of reports: one address, name@host or \"Name <name@host>\"." default:"cmissync@localhost"`
+	To           []string `toml:"to" doc:"Recipients of reports (support staff), each name@host or \"Name <name@host>\". Environment: comma-separated."`
 	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports"`
-	MaxRows      int      `toml:"max_rows" doc:"Failures shown in the body of a report; the full list is attached as CSV when there are more." default:"20"`
+	MaxRows      int      `toml:"max_rows" doc:"Failures shown in the body of a report; the full list is attached as CSV when there are more. Range: 1 to 1000." default:"20" min:"1" max:"1000"`
 }
 
 // LogConfig shapes logs.
 type LogConfig struct {
-	Level  string `toml:"level" doc:"Log level: debug, info, warn or error." default:"info"`
-	Format string `toml:"format" doc:"Log format: text, json, or auto (text on a terminal, json otherwise)." default:"auto"`
+	Level  string `toml:"level" doc:"Log level: debug, info, warn or error." default:"info" oneof:"debug info warn error"`
+	Format string `toml:"format" doc:"Log format: text, json, or auto (text on a terminal, json otherwise)." default:"auto" oneof:"auto text json"`
 }
 
 // Duration is a time.Duration written as "90s", "10m".
@@ -145,7 +153,10 @@ func configErrorf(format string, args ...any) error {
 type configKey struct {
 	Section, Key, Doc, Default string
 	Secret                     bool
-	field                      reflect.Value
+	// OneOf lists the allowed values (space-separated); Min and Max bound
+	// a number or duration. The doc tag says the same in words.
+	OneOf, Min, Max string
+	field           reflect.Value
 }
 
 // EnvName is the environment variable of the key.
@@ -169,7 +180,8 @@ func keys(c *Config) []configKey {
 			}
 			out = append(out, configKey{
 				Section: sec.Tag.Get("toml"), Key: f.Tag.Get("toml"), Doc: f.Tag.Get("doc"),
-				Default: f.Tag.Get("default"), Secret: f.Tag.Get("secret") == "true", field: sv.Field(j),
+				Default: f.Tag.Get("default"), Secret: f.Tag.Get("secret") == "true",
+				OneOf: f.Tag.Get("oneof"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), field: sv.Field(j),
 			})
 		}
 	}
@@ -232,11 +244,11 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 		if s.file == "" {
 			continue
 		}
-		b, err := os.ReadFile(s.file)
+		secret, err := readSecretFile(s.file)
 		if err != nil {
 			return nil, configErrorf("%s_file: %w", s.name, err)
 		}
-		*s.dst = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		*s.dst = secret
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -244,46 +256,227 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 	return c, nil
 }
 
+// errEmptySecretFile is a secret file with nothing on its first line.
+var errEmptySecretFile = errors.New("the file holds no secret on its first line")
+
+// readSecretFile returns the first line of a secret file without the
+// surrounding blanks. Files saved by Windows editors start with a UTF-8 byte
+// order mark and end lines with CRLF; both are dropped rather than sent to
+// the server as part of the secret. UTF-16 (what "Unicode" means to some
+// editors) is refused rather than guessed at.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
+		return "", fmt.Errorf("%s is UTF-16: save it as UTF-8", path)
+	}
+	b = bytes.TrimPrefix(b, []byte("\uFEFF"))
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	secret := strings.TrimSpace(string(line))
+	if secret == "" {
+		return "", fmt.Errorf("%s: %w", path, errEmptySecretFile)
+	}
+	return secret, nil
+}
+
+// validate checks every key against its allowed range or values and returns
+// one ConfigError naming each key that is out of range, so that a bad
+// setting stops the run before anything is read or deleted. Keys with a
+// oneof tag are matched case-insensitively and set to their canonical
+// spelling. It may be called again after a command-line override.
 func (c *Config) validate() error {
-	oneOf := func(key, v string, allowed ...string) error {
+	var errs []error
+	for _, k := range keys(c) {
+		if err := checkRange(k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs,
+		checkSiteName(c.Site.Name),
+		checkMoodleURL(c.Moodle.URL),
+		checkTemplate("stage.grouping_name", c.Stage.GroupingName, groupingPlaceholders, groupingPlaceholders),
+		checkTemplate("stage.group_name", c.Stage.GroupName, groupPlaceholders, []string{"{group}", "{groupname}"}),
+		checkCourses(c.Stage.Courses),
+		checkSMTPHost(c.Email.SMTPHost),
+		checkAddress("email.from", c.Email.From),
+	)
+	for _, to := range c.Email.To {
+		errs = append(errs, checkAddress("email.to", to))
+	}
+	if c.Staging.DSN == "" {
+		errs = append(errs, errors.New("staging.dsn is empty"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &ConfigError{Err: err}
+	}
+	return nil
+}
+
+// checkRange applies a key's oneof, min and max tags.
+func checkRange(k configKey) error {
+	name := k.Section + "." + k.Key
+	if allowed := strings.Fields(k.OneOf); len(allowed) > 0 {
+		v := k.field.String()
 		for _, a := range allowed {
-			if v == a {
+			if strings.EqualFold(v, a) {
+				k.field.SetString(a)
 				return nil
 			}
 		}
-		return configErrorf("%s = %q: want one of %s", key, v, strings.Join(allowed, ", "))
+		return fmt.Errorf("%s = %q: want one of %s", name, v, strings.Join(allowed, ", "))
 	}
-	for _, err := range []error{
-		oneOf("staging.engine", c.Staging.Engine, "sqlite", "mysql"),
-		oneOf("source.type", c.Source.Type, "sql", "csv"),
-		oneOf("source.driver", c.Source.Driver, "oracle", "mysql", "sqlite"),
-		oneOf("source.charset", strings.ToUpper(c.Source.Charset), "AL32UTF8", "WE8ISO8859P1"),
-		oneOf("moodle.user_match_field", c.Moodle.UserMatchField, "idnumber", "username", "email"),
-		oneOf("email.tls", c.Email.TLS, "starttls", "tls", "none"),
-		oneOf("load.on_name_clash", c.Load.OnNameClash, "rename", "adopt"),
-		oneOf("load.on_deleted", c.Load.OnDeleted, "recreate", "forget"),
-		oneOf("load.on_renamed", c.Load.OnRenamed, "keep", "restore"),
-		oneOf("load.on_member_removed", c.Load.OnMemberRemoved, "restore", "respect"),
-		oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"),
-		oneOf("log.format", c.Log.Format, "auto", "text", "json"),
-	} {
-		if err != nil {
-			return err
+	if k.Min == "" && k.Max == "" {
+		return nil
+	}
+	// The comparisons are written so that NaN fails them: a NaN share would
+	// otherwise pass both bounds and turn a guard off.
+	inRange := true
+	var shown string
+	switch v := k.field.Interface().(type) {
+	case Duration:
+		d := time.Duration(v)
+		inRange = (k.Min == "" || d >= mustDuration(k.Min)) && (k.Max == "" || d <= mustDuration(k.Max))
+		shown = d.String()
+	case int:
+		inRange = (k.Min == "" || v >= mustInt(k.Min)) && (k.Max == "" || v <= mustInt(k.Max))
+		shown = strconv.Itoa(v)
+	case float64:
+		inRange = (k.Min == "" || v >= mustFloat(k.Min)) && (k.Max == "" || v <= mustFloat(k.Max))
+		shown = strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		panic(fmt.Sprintf("%s: min/max tags on a %T", name, v))
+	}
+	if !inRange {
+		return fmt.Errorf("%s = %s: want %s", name, shown, k.rangeText())
+	}
+	return nil
+}
+
+// rangeText says a key's min and max in words, as its doc tag must.
+func (k configKey) rangeText() string {
+	switch {
+	case k.Min != "" && k.Max != "":
+		return k.Min + " to " + k.Max
+	case k.Min != "":
+		return k.Min + " or more"
+	case k.Max != "":
+		return "at most " + k.Max
+	}
+	return ""
+}
+
+// The bounds are tags written in this file, so a bad one is a programming
+// error, caught by every test that loads a configuration.
+func mustDuration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func mustInt(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func mustFloat(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func checkSiteName(name string) error {
+	if n := utf8.RuneCountInString(name); n < 1 || n > 100 || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("site.name = %q: want one line of 1 to 100 characters", name)
+	}
+	// It goes into email subjects, where a line break would start a header.
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return fmt.Errorf("site.name = %q: want one line of 1 to 100 characters, without control characters", name)
+	}
+	return nil
+}
+
+// checkMoodleURL accepts an empty URL (only the load step needs one) or a
+// wwwroot the client can use. A URL with a user name or password would put
+// a credential into every log line that names the site, so it is refused
+// without being echoed.
+func checkMoodleURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("moodle.url is not a URL: want http(s)://host[:port][/path]")
+	case u.User != nil:
+		return fmt.Errorf("moodle.url must not hold a user name or password: the token authenticates")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("moodle.url = %q: want http(s)://host[:port][/path]", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("moodle.url = %q: want the wwwroot, without a query or fragment", raw)
+	}
+	return nil
+}
+
+var (
+	groupingPlaceholders = []string{"{module}", "{modulename}"}
+	groupPlaceholders    = []string{"{module}", "{modulename}", "{group}", "{groupname}"}
+	placeholderRE        = regexp.MustCompile(`\{[^{}]*\}`)
+)
+
+// checkTemplate accepts a name template that uses only the allowed
+// placeholders and at least one of needed, so that the objects it names
+// stay distinct.
+func checkTemplate(key, tmpl string, allowed, needed []string) error {
+	if strings.TrimSpace(tmpl) == "" {
+		return fmt.Errorf("%s is empty: want a template using %s", key, strings.Join(allowed, " "))
+	}
+	for _, p := range placeholderRE.FindAllString(tmpl, -1) {
+		if !slices.Contains(allowed, p) {
+			return fmt.Errorf("%s = %q: unknown placeholder %s (allowed: %s)", key, tmpl, p, strings.Join(allowed, " "))
 		}
 	}
-	if c.Moodle.MaxInputVars < 20 {
-		return configErrorf("moodle.max_input_vars = %d: too small (PHP's default is 1000)", c.Moodle.MaxInputVars)
+	if strings.ContainsAny(placeholderRE.ReplaceAllString(tmpl, ""), "{}") {
+		return fmt.Errorf("%s = %q: a brace outside a placeholder (allowed: %s)", key, tmpl, strings.Join(allowed, " "))
 	}
-	for key, v := range map[string]float64{"guard.max_delete_share": c.Guard.MaxDeleteShare, "guard.course_max_delete_share": c.Guard.CourseMaxDeleteShare, "guard.extract_max_shrink": c.Guard.ExtractMaxShrink} {
-		if v < 0 || v > 1 {
-			return configErrorf("%s = %v: want a share between 0 and 1", key, v)
+	if !slices.ContainsFunc(needed, func(p string) bool { return strings.Contains(tmpl, p) }) {
+		return fmt.Errorf("%s = %q: must use %s, or every name would be the same", key, tmpl, strings.Join(needed, " or "))
+	}
+	return nil
+}
+
+func checkCourses(ids []int64) error {
+	for _, id := range ids {
+		if id <= 0 {
+			return fmt.Errorf("stage.courses holds %d: Moodle course ids are positive whole numbers", id)
 		}
 	}
-	if c.Load.Concurrency < 1 || c.Load.Concurrency > 64 {
-		return configErrorf("load.concurrency = %d: want 1 to 64", c.Load.Concurrency)
+	return nil
+}
+
+// checkSMTPHost accepts a host name or an IP address: a port or a scheme
+// here would make the mailer dial the wrong thing.
+func checkSMTPHost(host string) error {
+	if host == "" || net.ParseIP(host) != nil {
+		return nil
 	}
-	if c.Staging.DSN == "" {
-		return configErrorf("staging.dsn is empty")
+	if strings.ContainsAny(host, ":/@[] \t\r\n") {
+		return fmt.Errorf("email.smtp_host = %q: want a host name or IP address (the port goes in email.smtp_port)", host)
+	}
+	return nil
+}
+
+func checkAddress(key, addr string) error {
+	if _, err := mail.ParseAddress(addr); err != nil {
+		return fmt.Errorf("%s = %q: want an address such as name@example.ac.uk or \"Name <name@example.ac.uk>\": %w", key, addr, err)
 	}
 	return nil
 }

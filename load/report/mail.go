@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mail "github.com/wneessen/go-mail"
+	maillog "github.com/wneessen/go-mail/log"
 )
 
 // TLS modes for SMTPConfig.TLS.
@@ -77,8 +78,16 @@ type Delivery struct {
 // Send renders r and emails it. When SMTP.Host is empty it only writes the message as an .eml
 // file into Dir; when sending fails, it writes the file and returns Delivery{Sent: false, Path,
 // Err}. It returns an error only when it could neither send nor write the file. Neither the
-// message nor any error contains the SMTP password.
+// message nor any error contains the SMTP password, in any encoding: an SMTP server may quote
+// the AUTH payload, base64 of the user name and password, in the reply it refuses it with.
 func (m *Mailer) Send(ctx context.Context, r Report) (Delivery, error) {
+	d, err := m.deliver(ctx, r)
+	// The one place errors leave the mailer: whatever library made them, they are scrubbed.
+	d.Err = m.redact(d.Err)
+	return d, m.redact(err)
+}
+
+func (m *Mailer) deliver(ctx context.Context, r Report) (Delivery, error) {
 	opt := m.Render
 	opt.Secrets = m.secrets()
 	rendered, err := Render(r, opt)
@@ -87,13 +96,13 @@ func (m *Mailer) Send(ctx context.Context, r Report) (Delivery, error) {
 	}
 	msg, addrErr, err := m.message(rendered, r)
 	if err != nil {
-		return Delivery{}, m.redact(err)
+		return Delivery{}, err
 	}
 
 	if m.SMTP.Host == "" {
 		path, err := m.keep(msg, r)
 		if err != nil {
-			return Delivery{}, m.redact(fmt.Errorf("SMTP is not configured and the report could not be kept: %w", err))
+			return Delivery{}, fmt.Errorf("SMTP is not configured and the report could not be kept: %w", err)
 		}
 		return Delivery{Path: path}, nil
 	}
@@ -105,10 +114,9 @@ func (m *Mailer) Send(ctx context.Context, r Report) (Delivery, error) {
 	if sendErr == nil {
 		return Delivery{Sent: true}, nil
 	}
-	sendErr = m.redact(sendErr)
 	path, err := m.keep(msg, r)
 	if err != nil {
-		return Delivery{Err: sendErr}, m.redact(errors.Join(sendErr, err))
+		return Delivery{Err: sendErr}, errors.Join(sendErr, err)
 	}
 	return Delivery{Path: path, Err: sendErr}, nil
 }
@@ -154,10 +162,16 @@ func (m *Mailer) message(rd Rendered, r Report) (msg *mail.Msg, addrErr, err err
 	return msg, errors.Join(addrErrs...), nil
 }
 
-// secrets are the literal values to keep out of the message: the caller's and the SMTP
-// password.
+// secrets are the values to keep out of the message and the errors: the caller's, the SMTP
+// password, and the SMTP AUTH PLAIN payloads that carry it next to the user name (with and
+// without an authorisation identity), which Scrub then also finds base64-encoded when the
+// password alone is too short for it to look for.
 func (m *Mailer) secrets() []string {
-	return append(append([]string(nil), m.Render.Secrets...), m.SMTP.Password)
+	out := append(append([]string(nil), m.Render.Secrets...), m.SMTP.Password)
+	if u, p := m.SMTP.Username, m.SMTP.Password; u != "" && p != "" {
+		out = append(out, "\x00"+u+"\x00"+p, u+"\x00"+u+"\x00"+p)
+	}
+	return out
 }
 
 func (m *Mailer) now() time.Time {
@@ -183,6 +197,8 @@ func (m *Mailer) send(ctx context.Context, msg *mail.Msg) error {
 	if err != nil {
 		return fmt.Errorf("SMTP client for %s: %w", c.Host, err)
 	}
+	// The protocol log holds the AUTH exchange; it stays off, whatever a default becomes.
+	client.SetDebugLog(false)
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
 		return fmt.Errorf("send report via %s: %w", netAddr(c.Host, port), err)
 	}
@@ -246,6 +262,9 @@ func (c SMTPConfig) clientOptions() ([]mail.Option, int, error) {
 		mail.WithTLSPolicy(policy),
 		mail.WithTLSConfig(tlsConf),
 		mail.WithHELO(helo()),
+		// go-mail writes its protocol log, AUTH included, to standard error when debug logging
+		// is on; with this logger it goes nowhere even then.
+		mail.WithLogger(discardSMTPLog{}),
 	}
 	if implicit {
 		opts = append(opts, mail.WithSSL())
@@ -318,21 +337,33 @@ func (m *Mailer) keep(msg *mail.Msg, r Report) (string, error) {
 	return "", fmt.Errorf("keep report: too many reports named %s*.eml in %s", base, dir)
 }
 
-// redact removes the SMTP password from an error's text, whatever library produced it.
+// redact scrubs the secrets, the SMTP password and AUTH payloads in any encoding, from an
+// error's text, whatever library produced it. The original stays reachable through Unwrap for
+// errors.Is and errors.As.
 func (m *Mailer) redact(err error) error {
-	if err == nil || m.SMTP.Password == "" || !strings.Contains(err.Error(), m.SMTP.Password) {
+	if err == nil {
+		return nil
+	}
+	text := Scrub(err.Error(), m.secrets()...)
+	if text == err.Error() {
 		return err
 	}
-	return &redactedError{err: err, secret: m.SMTP.Password}
+	return &redactedError{err: err, text: text}
 }
 
 type redactedError struct {
-	err    error
-	secret string
+	err  error
+	text string
 }
 
-func (e *redactedError) Error() string {
-	return strings.ReplaceAll(e.err.Error(), e.secret, Redacted)
-}
+func (e *redactedError) Error() string { return e.text }
 
 func (e *redactedError) Unwrap() error { return e.err }
+
+// discardSMTPLog is a go-mail logger that writes nothing.
+type discardSMTPLog struct{}
+
+func (discardSMTPLog) Debugf(maillog.Log) {}
+func (discardSMTPLog) Infof(maillog.Log)  {}
+func (discardSMTPLog) Warnf(maillog.Log)  {}
+func (discardSMTPLog) Errorf(maillog.Log) {}

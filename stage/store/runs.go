@@ -41,36 +41,8 @@ const lockName = "run"
 // holder abandoned reports as dead (nil: never), is taken over. When a live
 // run holds it, the error wraps ErrLocked and names the holder.
 func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Duration, abandoned func(holder string) bool) (*Lock, error) {
-	now := time.Now().UTC()
-	var info LockInfo
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT holder, acquired_at, heartbeat_at FROM cmissync_lock WHERE name = ?`+s.forUpdate(), lockName).
-			Scan(&info.Holder, &info.AcquiredAt, &info.Heartbeat)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.ExecContext(ctx, `INSERT INTO cmissync_lock (name, holder, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?)`,
-				lockName, holder, now, now)
-			return err
-		case err != nil:
-			return err
-		case now.Sub(info.Heartbeat) < stale && (abandoned == nil || !abandoned(info.Holder)):
-			return fmt.Errorf("%w: held by %s since %s (last heartbeat %s)", ErrLocked, info.Holder,
-				info.AcquiredAt.Format(time.RFC3339), info.Heartbeat.Format(time.RFC3339))
-		default:
-			_, err = tx.ExecContext(ctx, `UPDATE cmissync_lock SET holder = ?, acquired_at = ?, heartbeat_at = ? WHERE name = ?`,
-				holder, now, now, lockName)
-			return err
-		}
-	})
-	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return nil, err
-		}
-		// Two runs starting at once: the loser's INSERT hits the key.
-		if s.isDuplicate(err) {
-			return nil, fmt.Errorf("%w: taken by another run starting at the same moment", ErrLocked)
-		}
-		return nil, fmt.Errorf("acquire run lock: %w", err)
+	if err := s.takeLock(ctx, holder, stale, abandoned); err != nil {
+		return nil, err
 	}
 	l := &Lock{s: s, holder: holder, stop: make(chan struct{})}
 	beat := stale / 4
@@ -80,6 +52,94 @@ func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Durat
 	l.wg.Add(1)
 	go l.heartbeat(beat)
 	return l, nil
+}
+
+// lockAttempts bounds how often takeLock starts over when the lock changes
+// hands between its statements (released, or taken over by another run),
+// or when the database chose one of its statements as a deadlock victim.
+const lockAttempts = 3
+
+// errLockMoved says the lock row changed between two statements of one
+// attempt, so the attempt's view of the holder is out of date.
+var errLockMoved = errors.New("the run lock changed hands during the attempt")
+
+// takeLock claims the lock row in at most lockAttempts attempts. A lock
+// wait timeout or SQLite busy comes only after the database waited its full
+// limit for another run's statement, so it is reported as ErrLocked at once.
+// A deadlock victim is rolled back at once and tries again, to learn who
+// won: MariaDB can still pick one of several INSERTs racing just after a
+// release (the deleted row is still locked) as a victim.
+func (s *Store) takeLock(ctx context.Context, holder string, stale time.Duration, abandoned func(holder string) bool) error {
+	var last error
+	for range lockAttempts {
+		err := s.tryLock(ctx, holder, stale, abandoned)
+		switch {
+		case err == nil || errors.Is(err, ErrLocked):
+			return err
+		case errors.Is(err, errLockMoved) || s.isDeadlock(err):
+			last = err
+		case s.isContention(err):
+			return fmt.Errorf("%w: another run was taking it at the same moment: %w", ErrLocked, err)
+		default:
+			return fmt.Errorf("acquire run lock: %w", err)
+		}
+	}
+	return fmt.Errorf("%w: other runs were taking and releasing it at the same moment: %w", ErrLocked, last)
+}
+
+// tryLock is one attempt, made of single statements that are each atomic on
+// their own: insert the row; else take over a stale row; else take over a
+// holder reported abandoned. No lock is held from one statement to the
+// next, unlike the transaction that read the missing row FOR UPDATE (taking
+// gap locks) and then inserted it, which deadlocked two runs starting
+// together on MariaDB. Of several runs, exactly one sees its statement
+// change the row; the others are told who holds it.
+func (s *Store) tryLock(ctx context.Context, holder string, stale time.Duration, abandoned func(holder string) bool) error {
+	now := time.Now().UTC()
+	won, err := s.claimLock(ctx, `INSERT INTO cmissync_lock (name, holder, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?)`,
+		lockName, holder, now, now)
+	if won || (err != nil && !s.isDuplicate(err)) {
+		return err
+	}
+	// A heartbeat older than the limit: its holder died without releasing.
+	// The UPDATE checks the condition itself, so of two runs taking over
+	// only one changes the row. (On SQLite the times are text written by
+	// one driver in one zone, UTC, and so compare in time order.)
+	won, err = s.claimLock(ctx, `UPDATE cmissync_lock SET holder = ?, acquired_at = ?, heartbeat_at = ? WHERE name = ? AND heartbeat_at < ?`,
+		holder, now, now, lockName, now.Add(-stale))
+	if won || err != nil {
+		return err
+	}
+	info, err := s.CurrentLock(ctx)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		return errLockMoved // released since the INSERT failed
+	}
+	if abandoned != nil && abandoned(info.Holder) {
+		// Only the holder found dead is replaced: if another run took over
+		// first, the row no longer matches.
+		won, err = s.claimLock(ctx, `UPDATE cmissync_lock SET holder = ?, acquired_at = ?, heartbeat_at = ? WHERE name = ? AND holder = ?`,
+			holder, now, now, lockName, info.Holder)
+		if won || err != nil {
+			return err
+		}
+		return errLockMoved
+	}
+	return fmt.Errorf("%w: held by %s since %s (last heartbeat %s)", ErrLocked, info.Holder,
+		info.AcquiredAt.Format(time.RFC3339), info.Heartbeat.Format(time.RFC3339))
+}
+
+// claimLock runs one statement that writes the lock row for this run and
+// reports whether it did.
+func (s *Store) claimLock(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (l *Lock) heartbeat(every time.Duration) {
@@ -128,13 +188,6 @@ func (s *Store) CurrentLock(ctx context.Context) (*LockInfo, error) {
 	return &info, nil
 }
 
-func (s *Store) forUpdate() string {
-	if s.engine == EngineMySQL {
-		return " FOR UPDATE"
-	}
-	return "" // SQLite transactions are opened IMMEDIATE: already exclusive for writers
-}
-
 func (s *Store) isDuplicate(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
@@ -144,6 +197,30 @@ func (s *Store) isDuplicate(err error) bool {
 	if errors.As(err, &se) {
 		// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 		return se.Code() == 1555 || se.Code() == 2067
+	}
+	return false
+}
+
+// isDeadlock reports a statement the database rolled back to break a
+// deadlock (MySQL ER_LOCK_DEADLOCK).
+func (s *Store) isDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
+
+// isContention reports an error that only says another transaction held
+// what the statement needed: a deadlock, a lock wait timeout (MySQL
+// ER_LOCK_WAIT_TIMEOUT), or SQLite busy or locked.
+func (s *Store) isContention(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+		primary := se.Code() & 0xff
+		return primary == 5 || primary == 6
 	}
 	return false
 }
