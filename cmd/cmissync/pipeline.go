@@ -177,11 +177,38 @@ func (p *pipeline) lock(ctx context.Context) (*store.Lock, error) {
 
 // run executes extract, stage and load (or prints the plan on a dry run).
 func (p *pipeline) run(ctx context.Context, dryRun bool) error {
+	return p.locked(ctx, func(ctx context.Context) error { return p.runSteps(ctx, dryRun) })
+}
+
+// errLockLost cancels a run whose lock another run took over.
+var errLockLost = errors.New("run lock lost")
+
+// locked runs fn under the run lock. When another run takes the lock over
+// (it took this one for dead), fn's context is cancelled and the run stops
+// with a lock error (exit 5) rather than write alongside it.
+func (p *pipeline) locked(ctx context.Context, fn func(context.Context) error) error {
 	l, err := p.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(errLockLost)
+		case <-ctx.Done():
+		}
+	}()
+	err = fn(ctx)
+	if errors.Is(context.Cause(ctx), errLockLost) {
+		return fmt.Errorf("%w: another run took the run lock over while this one was running (is staging.lock_stale_after shorter than a step can stall?); this run stopped", store.ErrLocked)
+	}
+	return err
+}
+
+func (p *pipeline) runSteps(ctx context.Context, dryRun bool) error {
 	p.log.WithField("dry_run", dryRun).Info("run started")
 
 	var partial []error
@@ -224,13 +251,8 @@ func (p *pipeline) makePlan(ctx context.Context, offline bool) (*load.Plan, erro
 
 // single runs one step under the lock.
 func (p *pipeline) single(ctx context.Context, name string) error {
-	l, err := p.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer l.Release()
 	steps := map[string]func(context.Context) (stepResult, error){"extract": p.extract, "stage": p.stage, "load": p.load}
-	return p.step(ctx, name, steps[name])
+	return p.locked(ctx, func(ctx context.Context) error { return p.step(ctx, name, steps[name]) })
 }
 
 func isPartial(err error) bool {
@@ -302,7 +324,10 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 		p.sendReport(ctx, name, started, outcome, message, res)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		// Shown on standard error: without secrets, with the chain kept
+		// for the exit code.
+		err = fmt.Errorf("%s: %w", name, err)
+		return &scrubbedError{msg: report.Scrub(err.Error(), p.cfg.secrets()...), err: err}
 	}
 	if len(res.failures) > 0 {
 		return &PartialError{Step: name, Failures: len(res.failures)}
@@ -400,6 +425,16 @@ func extractAdvice(err error) []string {
 	return append([]string{"Nothing was staged or sent from a failed extract: the previous dump is kept."},
 		append(extract.Advice(err), "Rerun with: cmissync run")...)
 }
+
+// scrubbedError shows an error's message without secrets and keeps the
+// error itself for errors.Is and errors.As.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 func scrubErr(err error, cfg *Config) error {
 	if err == nil {

@@ -32,7 +32,14 @@ type Lock struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+	// lost is closed when a heartbeat finds the lock held by someone else
+	// (another run took it over, taking this one for dead).
+	lost chan struct{}
 }
+
+// Lost is closed when the lock was taken over by another run: this run
+// must stop writing.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
 const lockName = "run"
 
@@ -44,7 +51,7 @@ func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Durat
 	if err := s.takeLock(ctx, holder, stale, abandoned); err != nil {
 		return nil, err
 	}
-	l := &Lock{s: s, holder: holder, stop: make(chan struct{})}
+	l := &Lock{s: s, holder: holder, stop: make(chan struct{}), lost: make(chan struct{})}
 	beat := stale / 4
 	if beat <= 0 {
 		beat = time.Second
@@ -152,11 +159,31 @@ func (l *Lock) heartbeat(every time.Duration) {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			_, _ = l.s.db.ExecContext(ctx, `UPDATE cmissync_lock SET heartbeat_at = ? WHERE name = ? AND holder = ?`,
+			res, err := l.s.db.ExecContext(ctx, `UPDATE cmissync_lock SET heartbeat_at = ? WHERE name = ? AND holder = ?`,
 				time.Now().UTC(), lockName, l.holder)
 			cancel()
+			if err != nil {
+				continue // staging unreachable for now: try again next beat
+			}
+			if n, err := res.RowsAffected(); err == nil && n == 0 && !l.stillHeld() {
+				close(l.lost)
+				return
+			}
 		}
 	}
+}
+
+// stillHeld reads whether this holder still has the lock: an UPDATE of a
+// heartbeat within the same second may report no row changed on MySQL.
+func (l *Lock) stillHeld() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var holder string
+	err := l.s.db.QueryRowContext(ctx, `SELECT holder FROM cmissync_lock WHERE name = ?`, lockName).Scan(&holder)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return true // unknown: keep going
+	}
+	return holder == l.holder
 }
 
 // Release stops the heartbeat and frees the lock if this holder still has
