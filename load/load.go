@@ -316,18 +316,17 @@ func readState(ctx context.Context, r *reader, courses []*courseStaging, opts *O
 	}
 	// Members of every group that exists and is staged.
 	groups := map[int64]int64{}
+	for id, course := range owner[kindGroup] {
+		if r.st.objects[kindGroup][id] != nil && r.st.course(course).state == courseOK {
+			groups[id] = course
+		}
+	}
 	for _, cs := range courses {
-		if r.st.course(cs.id).state != courseOK {
-			continue
-		}
-		for id := range owner[kindGroup] {
-			if r.st.objects[kindGroup][id] != nil && owner[kindGroup][id] == cs.id {
-				groups[id] = cs.id
-			}
-		}
-		for _, m := range r.st.course(cs.id).groups {
-			if m.confirmed {
-				groups[m.id] = cs.id
+		if c := r.st.course(cs.id); c.state == courseOK {
+			for _, m := range c.groups {
+				if m.confirmed {
+					groups[m.id] = cs.id
+				}
 			}
 		}
 	}
