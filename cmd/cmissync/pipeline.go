@@ -397,14 +397,24 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 	}
 	var shrink *extract.ShrinkError
 	if errors.As(err, &shrink) {
+		// The refused rows may be why it shrank (an unterminated quote
+		// swallows the rest of a file): the held report names them too.
+		if berr := p.badRows(ctx, &out); berr != nil {
+			return out, berr
+		}
 		return out, &HeldError{Reason: shrink.Error()}
 	}
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", src.Describe(), scrubErr(err, p.cfg))
 	}
+	return out, p.badRows(ctx, &out)
+}
+
+// badRows adds the rows this run's extract refused to the step's failures.
+func (p *pipeline) badRows(ctx context.Context, out *stepResult) error {
 	bad, err := p.st.BadRows(ctx, p.runID)
 	if err != nil {
-		return out, err
+		return err
 	}
 	for _, b := range bad {
 		out.failures = append(out.failures, report.Failure{
@@ -413,7 +423,7 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 			Hint: "Fix the row in CMIS (or the CSV file); it is left out of this run and the rest went on. See cmis_error_data_dump.",
 		})
 	}
-	return out, nil
+	return nil
 }
 
 // extractAdvice says what to check after an extract failure (from the raw
