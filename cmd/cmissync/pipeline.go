@@ -320,7 +320,10 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 	} else {
 		entry.Info(name + " finished")
 	}
-	if (outcome != store.OutcomeOK || len(res.held) > 0) && !errors.Is(err, context.Canceled) {
+	// A report goes out for failures, and for deletions held back or
+	// things done by hand repaired (a group recreated, a course retired):
+	// support must hear of those though nothing failed.
+	if (outcome != store.OutcomeOK || len(res.held) > 0 || len(res.notices) > 0) && !errors.Is(err, context.Canceled) {
 		p.sendReport(ctx, name, started, outcome, message, res)
 	}
 	if err != nil {

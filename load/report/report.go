@@ -210,6 +210,10 @@ func defaultOutcome(r Report) string {
 		return "finished; 1 deletion held back"
 	case len(r.Held) > 1:
 		return fmt.Sprintf("finished; %d deletions held back", len(r.Held))
+	case len(r.Notices) == 1:
+		return "finished; 1 notice"
+	case len(r.Notices) > 1:
+		return fmt.Sprintf("finished; %d notices", len(r.Notices))
 	default:
 		return "finished"
 	}
