@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 )
 
@@ -13,8 +14,7 @@ import (
 const (
 	MaxCodeLen     = 100 // module codes, group codes, student and staff ids
 	MaxNameLen     = 254 // module and group names (Moodle group names)
-	MaxIDNumberLen = 100 // Moodle idnumber, which cmissync sets to cmis:MODULE:GROUP
-	idNumberExtra  = len("cmis:") + len(":")
+	MaxIDNumberLen = 100 // Moodle idnumber, which cmissync sets to stage.GroupIDNumber
 )
 
 // Charsets accepted in Options.Charset: how bytes from the source that are
@@ -185,8 +185,15 @@ func checkFields(t store.DumpTable, cols, vals []string) string {
 		}
 	}
 	if t == store.ModuleGroups {
-		if n := utf8.RuneCountInString(vals[0]) + utf8.RuneCountInString(vals[1]) + idNumberExtra; n > MaxIDNumberLen {
-			return fmt.Sprintf("modulecode and groupcode too long together: the Moodle idnumber cmis:%s:%s would have %d characters, the limit is %d", vals[0], vals[1], n, MaxIDNumberLen)
+		// The group's idnumber holds the grouping's and more, so checking
+		// it checks both.
+		idnumber := stage.GroupIDNumber(vals[0], vals[1])
+		if n := utf8.RuneCountInString(idnumber); n > MaxIDNumberLen {
+			msg := fmt.Sprintf("modulecode and groupcode too long together: the Moodle idnumber %s would have %d characters, the limit is %d", idnumber, n, MaxIDNumberLen)
+			if strings.ContainsAny(vals[0]+vals[1], ":%") {
+				msg += ` (":" and "%" in the codes take three characters each there, as %3A and %25)`
+			}
+			return msg
 		}
 	}
 	return ""
