@@ -84,11 +84,9 @@ func (c *checker) check(t store.DumpTable, origin string, line int64, raw []stri
 	vals := make([]string, len(raw))
 	var reason string
 	for i, v := range raw {
-		if !utf8.ValidString(v) {
-			if !c.latin1 {
-				return nil, fmt.Sprintf("invalid UTF-8 in %s, check the source charset setting (charset %s decodes such bytes as ISO-8859-1)", cols[i], CharsetLatin1)
-			}
-			v = decodeLatin1(v)
+		v, ok := c.decode(v)
+		if !ok {
+			return nil, fmt.Sprintf("invalid UTF-8 in %s, check the source charset setting (charset %s decodes such bytes as ISO-8859-1)", cols[i], CharsetLatin1)
 		}
 		v = strings.TrimSpace(v)
 		if optional(t, cols[i]) && strings.ContainsAny(v, "\t\r\n") {
@@ -149,6 +147,50 @@ func (c *checker) check(t store.DumpTable, origin string, line int64, raw []stri
 	// A clone, so the key does not pin the source's whole record in memory.
 	seen[strings.Clone(id)] = line
 	return vals, ""
+}
+
+// keyLen is the number of columns that make a row's key: module and group
+// codes, and for member and tutor rows the id.
+func keyLen(t store.DumpTable) int {
+	if t == store.ModuleGroups {
+		return 2
+	}
+	return 3
+}
+
+// key returns the parts of a refused row's key that can be read, as staging
+// would hold them, and how many: the module code, the group code and, for
+// member and tutor rows, the id, up to the first that cannot be read (bytes
+// that are not text in the charset, control or mangled characters, blank);
+// the parts from there on are "", which matches everything. A value that is
+// only too long stays: it can describe only itself.
+func (c *checker) key(t store.DumpTable, raw []string) (parts [3]string, known int) {
+	if len(raw) != len(t.Columns()) {
+		return parts, 0
+	}
+	for known < keyLen(t) {
+		v, ok := c.decode(raw[known])
+		v = strings.TrimSpace(v)
+		if !ok || v == "" || checkChars(v) != "" {
+			break
+		}
+		parts[known] = v
+		known++
+	}
+	return parts, known
+}
+
+// decode returns v as text: as it is when it is UTF-8, decoded as Latin-1
+// when it is not and the charset says so; ok is false when it cannot be
+// read.
+func (c *checker) decode(v string) (_ string, ok bool) {
+	if utf8.ValidString(v) {
+		return v, true
+	}
+	if !c.latin1 {
+		return v, false
+	}
+	return decodeLatin1(v), true
 }
 
 // done releases the keys of a member or tutor table once it is read; the
