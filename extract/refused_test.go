@@ -109,6 +109,47 @@ func TestRefusedRowsCarryTheirKeys(t *testing.T) {
 		charset string
 		want    []refused
 	}{
+		{"bare quote", plus("module_groups.csv", "COMP1001,SEM03,Algo\"rithms,Seminar 3\n"), "", []refused{
+			{mg, "", "", "", 5, []string{`CSV syntax error in modulename (field 3): bare "`, allGroups}},
+		}},
+		{"quote never closed, to the end of the file", with("module_groups.csv", lines(insert(groupsCSV, 4, `COMP1001,SEM03,"Algorithms,Seminar 3`)...)), "", []refused{
+			{mg, "", "", "", 4, []string{"modulename (field 3)", "on line 4 is never closed", "to the end of the file (line 5)", allGroups}},
+			{gm, "MATH2002", "LAB01", "10000003", 4, []string{"group not in"}},
+			{gt, "MATH2002", "LAB01", "S0002", 3, []string{"group not in"}},
+		}},
+		{"quote never closed, until a later quote", with("module_groups.csv", lines(insert(groupsCSV, 3, `COMP1001,SEM03,"Algorithms,Seminar 3`)...)), "", []refused{
+			{mg, "", "", "", 3, []string{"modulename (field 3)", "the record runs from line 3 to line 4", allGroups}},
+			{gm, "COMP1001", "SEM02", "10000002", 3, []string{"group not in"}},
+		}},
+		{"quoted field over lines that read as records", with("module_groups.csv", lines(groupsCSV[0], groupsCSV[1],
+			`COMP1001,SEM03,Algorithms,"Seminar 3`, groupsCSV[3], `(continued)"`, groupsCSV[2])), "", []refused{
+			{mg, "", "", "", 3, []string{"runs from line 3 to line 5, over line 4, which reads as a record", allGroups}},
+			{gm, "MATH2002", "LAB01", "10000003", 4, []string{"group not in"}},
+			{gt, "MATH2002", "LAB01", "S0002", 3, []string{"group not in"}},
+		}},
+		{"wrong field count", plus("module_groups.csv", "COMP1001,SEM03,Algorithms\n"), "", []refused{
+			{mg, "", "", "", 5, []string{"3 fields, want 4 as in the header", allGroups}},
+		}},
+		{"header again", with("module_groups.csv", lines(insert(groupsCSV, 3, groupsCSV[0])...)), "", []refused{
+			{mg, "", "", "", 3, []string{"the header again", allGroups}},
+		}},
+		{"module groups cut off", with("module_groups.csv", lines(groupsCSV[:3]...)+"MATH2002,LAB01,Calc"), "", []refused{
+			{mg, "", "", "", 4, []string{"the file does not end with a line break: its last record may be cut off", allGroups}},
+			{gm, "MATH2002", "LAB01", "10000003", 4, []string{"group not in"}},
+			{gt, "MATH2002", "LAB01", "S0002", 3, []string{"group not in"}},
+		}},
+		{"members cut off", with("group_members.csv", lines(membersCSV[:3]...)+"MATH2002,LAB01,1000"), "", []refused{
+			{gm, "", "", "", 4, []string{"the file does not end with a line break", allMembers}},
+		}},
+		{"members cut off in a quoted field", with("group_members.csv", lines(membersCSV[:3]...)+`MATH2002,LAB01,"1000`), "", []refused{
+			{gm, "", "", "", 4, []string{"studentid (field 3)", "never closed before the end of the file", allMembers}},
+		}},
+		{"tutors cut off", with("group_tutors.csv", lines(tutorsCSV[:2]...)+"MATH2002,LAB01,S00"), "", []refused{
+			{gt, "", "", "", 3, []string{"the file does not end with a line break", allTutors}},
+		}},
+		{"tutors cut off after the header", with("group_tutors.csv", tutorsCSV[0]), "", []refused{
+			{gt, "", "", "", 1, []string{"the file does not end with a line break", "the header is the last record", allTutors}},
+		}},
 		{"NUL byte in an id", plus("group_members.csv", "COMP1001,SEM01,1000\x000004\n"), "", []refused{
 			{gm, "COMP1001", "SEM01", "", 5, []string{"control character U+0000 in studentid",
 				"as its studentid cannot be read, no student is removed from group COMP1001 SEM01 by this run"}},
