@@ -91,7 +91,7 @@ const (
 // Why a refused row of each view whose key cannot be read protects all of
 // it: the reason says so.
 const (
-	allGroups  = "as its key cannot be read, no group or grouping is deleted by this run"
+	allGroups  = "as its key cannot be read, no grouping, group or membership is deleted by this run"
 	allMembers = "as its key cannot be read, no student is removed from a group by this run"
 	allTutors  = "as its key cannot be read, no tutor is removed from a group by this run"
 )
@@ -160,7 +160,7 @@ func TestRefusedRowsCarryTheirKeys(t *testing.T) {
 		}},
 		{"U+FFFD in a group code", plus("module_groups.csv", "COMP1001,SEM\uFFFD3,Algorithms,Seminar 3\n"), "", []refused{
 			{mg, "COMP1001", "", "", 5, []string{extract.ReasonMangled + " in groupcode",
-				"as its groupcode cannot be read, no group of module COMP1001 is deleted by this run"}},
+				"as its groupcode cannot be read, nothing of module COMP1001 (its grouping, groups and memberships) is deleted by this run"}},
 		}},
 		{"U+FFFD in a module code", plus("group_tutors.csv", "COMP\uFFFD1001,SEM01,S0009\n"), "", []refused{
 			{gt, "", "", "", 4, []string{extract.ReasonMangled + " in modulecode",

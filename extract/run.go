@@ -409,9 +409,10 @@ func protects(t store.DumpTable, b store.BadRow, parsed bool, known int) string 
 	}
 	var scope string
 	if t == store.ModuleGroups {
-		scope = "no group or grouping is deleted"
+		// Memberships go with their groups.
+		scope = "no grouping, group or membership is deleted"
 		if known == 1 {
-			scope = "no group of module " + b.Module + " is deleted"
+			scope = "nothing of module " + b.Module + " (its grouping, groups and memberships) is deleted"
 		}
 	} else {
 		who := "student"
