@@ -13,8 +13,13 @@
 // when all three views have been read, and replaces the previous dump at
 // once. Any error or cancellation leaves the previous dump as it was. Rows
 // that break the contract are recorded in cmis_error_data_dump with a reason
-// and the extract goes on without them. Batches are written to staging on a
-// second goroutine while the next batch is read and checked.
+// and the extract goes on without them. Each refused row also records its
+// key as far as it could be read (store.BadRow), which the later steps read
+// back (store.Store.RefusedKeys) so that nothing a refused row might have
+// described is deleted: a record whose key cannot be read at all protects
+// everything of its view for as long as its extract is the current dump.
+// Batches are written to staging on a second goroutine while the next batch
+// is read and checked.
 //
 // The shrink guard (Options.ShrinkThreshold) holds back an extract much
 // smaller than the committed dump, such as the empty views of a CMIS outage,

@@ -359,7 +359,7 @@ func TestCSVFormats(t *testing.T) {
 				{filepath.Join(dir, "groups.csv"), 5, "SEM03 COMP1001 x", "3 fields, want 5 as in the header"},
 				{filepath.Join(dir, "groups.csv"), 6, "", "6 fields, want 5 as in the header"},
 				{filepath.Join(dir, "group_members.csv"), 4, "modulecode=COMP1001 groupcode=SEM03 studentid=12345680", "group not in CMIS_MOODLE_V_MODULE_GROUP (" + filepath.Join(dir, "groups.csv") + ")"},
-				{filepath.Join(dir, "group_members.csv"), 5, "", `CSV syntax error: bare " in non-quoted-field`},
+				{filepath.Join(dir, "group_members.csv"), 5, "", `CSV syntax error in groupcode (field 3): bare " in non-quoted-field`},
 			}
 			if len(bad) != len(wantBad) {
 				t.Fatalf("bad rows %+v, want %+v", bad, wantBad)

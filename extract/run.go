@@ -8,7 +8,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -264,10 +263,16 @@ func runTable(ctx context.Context, src Source, gen *store.Generation, t store.Du
 			if res.Rejected[t] <= maxLoggedBadRows {
 				tlog.WithFields(logrus.Fields{"line": line, "row": rendered, "reason": reason}).Warn("bad row")
 			}
-			b := store.BadRow{Source: origin, Line: line, Row: rendered, Reason: reason, Table: t}
-			if t == store.ModuleGroups && len(raw) >= 2 {
-				b.Module, b.Group = keyPart(raw[0]), keyPart(raw[1])
+			b := store.BadRow{Source: origin, Line: line, Row: rendered, Table: t}
+			// A record that could not be parsed has no key: its fields
+			// cannot be told apart.
+			known := 0
+			if raw != nil {
+				var key [3]string
+				key, known = chk.key(t, raw)
+				b.Module, b.Group, b.CMISID = key[0], key[1], key[2]
 			}
+			b.Reason = reason + protects(t, b, raw != nil, known)
 			bad = append(bad, b)
 		} else {
 			good = append(good, vals)
@@ -388,12 +393,40 @@ func (w *writer) stop() {
 	close(w.in)
 }
 
-// keyPart is a code from a refused row as staging would hold it, or "" when
-// it could not match anything staged (invalid UTF-8, blank, too long).
-func keyPart(v string) string {
-	v = strings.TrimSpace(v)
-	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > MaxCodeLen {
+// protects adds to the reason of a refused row what the row keeps from
+// deletion when its key could not be read whole: everything of its view
+// that the parts it has match (see store.RefusedKey). parsed says the
+// record was read as a row; known is how many parts of its key could be
+// read. A row with its whole key keeps only what that key names, which
+// goes without saying.
+func protects(t store.DumpTable, b store.BadRow, parsed bool, known int) string {
+	if known >= keyLen(t) {
 		return ""
 	}
-	return v
+	what := "key"
+	if parsed {
+		what = t.Columns()[known]
+	}
+	var scope string
+	if t == store.ModuleGroups {
+		// Memberships go with their groups.
+		scope = "no grouping, group or membership is deleted"
+		if known == 1 {
+			scope = "nothing of module " + b.Module + " (its grouping, groups and memberships) is deleted"
+		}
+	} else {
+		who := "student"
+		if t == store.GroupTutors {
+			who = "tutor"
+		}
+		switch known {
+		case 0:
+			scope = "no " + who + " is removed from a group"
+		case 1:
+			scope = "no " + who + " is removed from a group of module " + b.Module
+		default:
+			scope = "no " + who + " is removed from group " + b.Module + " " + b.Group
+		}
+	}
+	return "; as its " + what + " cannot be read, " + scope + " by this run"
 }

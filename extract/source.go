@@ -48,8 +48,9 @@ type Rows interface {
 // Malformed is implemented by Rows that can meet records they cannot turn
 // into a row, such as a CSV line with the wrong number of fields. For such a
 // record Next returns true, Row returns nil, and Malformed returns why and
-// the record as read (for the error table); Run rejects it as a bad row and
-// goes on. For a good row Malformed returns "", "".
+// the record as read (for the error table); Run rejects it as a bad row
+// whose key is unknown, which protects everything of its view, and goes on.
+// For a good row Malformed returns "", "".
 type Malformed interface {
 	Malformed() (reason, raw string)
 }

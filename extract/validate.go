@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 )
 
@@ -13,8 +14,7 @@ import (
 const (
 	MaxCodeLen     = 100 // module codes, group codes, student and staff ids
 	MaxNameLen     = 254 // module and group names (Moodle group names)
-	MaxIDNumberLen = 100 // Moodle idnumber, which cmissync sets to cmis:MODULE:GROUP
-	idNumberExtra  = len("cmis:") + len(":")
+	MaxIDNumberLen = 100 // Moodle idnumber, which cmissync sets to stage.GroupIDNumber
 )
 
 // Charsets accepted in Options.Charset: how bytes from the source that are
@@ -84,11 +84,9 @@ func (c *checker) check(t store.DumpTable, origin string, line int64, raw []stri
 	vals := make([]string, len(raw))
 	var reason string
 	for i, v := range raw {
-		if !utf8.ValidString(v) {
-			if !c.latin1 {
-				return nil, fmt.Sprintf("invalid UTF-8 in %s, check the source charset setting (charset %s decodes such bytes as ISO-8859-1)", cols[i], CharsetLatin1)
-			}
-			v = decodeLatin1(v)
+		v, ok := c.decode(v)
+		if !ok {
+			return nil, fmt.Sprintf("invalid UTF-8 in %s, check the source charset setting (charset %s decodes such bytes as ISO-8859-1)", cols[i], CharsetLatin1)
 		}
 		v = strings.TrimSpace(v)
 		if optional(t, cols[i]) && strings.ContainsAny(v, "\t\r\n") {
@@ -151,6 +149,50 @@ func (c *checker) check(t store.DumpTable, origin string, line int64, raw []stri
 	return vals, ""
 }
 
+// keyLen is the number of columns that make a row's key: module and group
+// codes, and for member and tutor rows the id.
+func keyLen(t store.DumpTable) int {
+	if t == store.ModuleGroups {
+		return 2
+	}
+	return 3
+}
+
+// key returns the parts of a refused row's key that can be read, as staging
+// would hold them, and how many: the module code, the group code and, for
+// member and tutor rows, the id, up to the first that cannot be read (bytes
+// that are not text in the charset, control or mangled characters, blank);
+// the parts from there on are "", which matches everything. A value that is
+// only too long stays: it can describe only itself.
+func (c *checker) key(t store.DumpTable, raw []string) (parts [3]string, known int) {
+	if len(raw) != len(t.Columns()) {
+		return parts, 0
+	}
+	for known < keyLen(t) {
+		v, ok := c.decode(raw[known])
+		v = strings.TrimSpace(v)
+		if !ok || v == "" || checkChars(v) != "" {
+			break
+		}
+		parts[known] = v
+		known++
+	}
+	return parts, known
+}
+
+// decode returns v as text: as it is when it is UTF-8, decoded as Latin-1
+// when it is not and the charset says so; ok is false when it cannot be
+// read.
+func (c *checker) decode(v string) (_ string, ok bool) {
+	if utf8.ValidString(v) {
+		return v, true
+	}
+	if !c.latin1 {
+		return v, false
+	}
+	return decodeLatin1(v), true
+}
+
 // done releases the keys of a member or tutor table once it is read; the
 // module-group keys stay, later tables are checked against them.
 func (c *checker) done(t store.DumpTable) {
@@ -185,8 +227,15 @@ func checkFields(t store.DumpTable, cols, vals []string) string {
 		}
 	}
 	if t == store.ModuleGroups {
-		if n := utf8.RuneCountInString(vals[0]) + utf8.RuneCountInString(vals[1]) + idNumberExtra; n > MaxIDNumberLen {
-			return fmt.Sprintf("modulecode and groupcode too long together: the Moodle idnumber cmis:%s:%s would have %d characters, the limit is %d", vals[0], vals[1], n, MaxIDNumberLen)
+		// The group's idnumber holds the grouping's and more, so checking
+		// it checks both.
+		idnumber := stage.GroupIDNumber(vals[0], vals[1])
+		if n := utf8.RuneCountInString(idnumber); n > MaxIDNumberLen {
+			msg := fmt.Sprintf("modulecode and groupcode too long together: the Moodle idnumber %s would have %d characters, the limit is %d", idnumber, n, MaxIDNumberLen)
+			if strings.ContainsAny(vals[0]+vals[1], ":%") {
+				msg += ` (":" and "%" in the codes take three characters each there, as %3A and %25)`
+			}
+			return msg
 		}
 	}
 	return ""

@@ -36,6 +36,11 @@ func TestCheckReasons(t *testing.T) {
 		{name: "idnumber too long", table: store.ModuleGroups, row: []string{strings.Repeat("M", 50), strings.Repeat("G", 45), "", ""},
 			reason: "too long together: the Moodle idnumber cmis:"},
 		{name: "idnumber at the limit", table: store.ModuleGroups, row: []string{strings.Repeat("M", 50), strings.Repeat("G", 44), "", ""}},
+		// ":" and "%" are written %3A and %25 in the idnumber: 95 characters
+		// of codes make a 115-character idnumber.
+		{name: "escaped idnumber too long", table: store.ModuleGroups, row: []string{strings.Repeat(":", 10) + strings.Repeat("M", 35), strings.Repeat("G", 44), "", ""},
+			reason: "the Moodle idnumber cmis:" + strings.Repeat("%3A", 10) + strings.Repeat("M", 35) + ":" + strings.Repeat("G", 44) + " would have 115 characters, the limit is 100"},
+		{name: "escaped idnumber at the limit", table: store.ModuleGroups, row: []string{"A%B", strings.Repeat("G", 88), "", ""}},
 		{name: "control character in a code", table: store.ModuleGroups, row: []string{"COMP\x001002", "SEM01", "", ""}, reason: "control character U+0000 in modulecode"},
 		{name: "tab inside a code", table: store.ModuleGroups, row: []string{"COMP1002", "SEM\t01", "", ""}, reason: "control character U+0009 in groupcode"},
 		{name: "invalid UTF-8 rejected", table: store.ModuleGroups, row: []string{"COMP1003", "SEM01", "Jos\xe9", ""},
@@ -53,18 +58,18 @@ func TestCheckReasons(t *testing.T) {
 
 		{name: "good member", table: store.GroupMembers, row: []string{"COMP1001", "SEM01", "12345678"}},
 		{name: "member of the Latin-1 group", table: store.GroupMembers, row: []string{"COMP1004", "SEM01", "12345678"}, charset: CharsetLatin1},
-		{name: "duplicate member", table: store.GroupMembers, row: []string{"COMP1001", " SEM01", "12345678 "}, reason: "duplicate of line 26"},
+		{name: "duplicate member", table: store.GroupMembers, row: []string{"COMP1001", " SEM01", "12345678 "}, reason: "duplicate of line 28"},
 		{name: "same student in another group", table: store.GroupMembers, row: []string{"COMP1001", "LAB02", "12345678"}},
 		{name: "blank student", table: store.GroupMembers, row: []string{"COMP1001", "SEM01", ""}, reason: "missing studentid"},
 		{name: "long student id", table: store.GroupMembers, row: []string{"COMP1001", "SEM01", long}, reason: "studentid longer than 100"},
 		{name: "unknown group", table: store.GroupMembers, row: []string{"COMP1001", "SEM99", "12345678"}, reason: "group not in CMIS_MOODLE_V_MODULE_GROUP (groups.sql)"},
 		{name: "group codes are case-sensitive", table: store.GroupMembers, row: []string{"comp1001", "SEM01", "12345678"}, reason: "group not in"},
 		{name: "group that was rejected", table: store.GroupMembers, row: []string{"COMP1007", "SEM01", "12345678"},
-			reason: "group rejected from CMIS_MOODLE_V_MODULE_GROUP (groups.sql) line 20 (" + ReasonMangled + " in modulename)"},
+			reason: "group rejected from CMIS_MOODLE_V_MODULE_GROUP (groups.sql) line 22 (" + ReasonMangled + " in modulename)"},
 
 		{name: "good tutor", table: store.GroupTutors, row: []string{"COMP1001", "SEM01", "S123456"}},
 		{name: "tutor keys are separate from members", table: store.GroupTutors, row: []string{"COMP1001", "SEM01", "12345678"}},
-		{name: "duplicate tutor", table: store.GroupTutors, row: []string{"COMP1001", "SEM01", "S123456"}, reason: "duplicate of line 35"},
+		{name: "duplicate tutor", table: store.GroupTutors, row: []string{"COMP1001", "SEM01", "S123456"}, reason: "duplicate of line 37"},
 		{name: "blank staff", table: store.GroupTutors, row: []string{"COMP1001", "SEM01", " "}, reason: "missing staffid"},
 	}
 	checkers := map[string]*checker{}

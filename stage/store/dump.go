@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,11 +90,12 @@ func (k RefusedKey) Covers(module, group, cmisid string) bool {
 
 // RefusedKeys returns the refused rows of the extract that produced the
 // current dump, with their keys. A later complete extract replaces them.
+// While a MySQL commit is in flight, or after it was cut short, the refused
+// rows of the extract being switched in count as well (see Commit).
 func (s *Store) RefusedKeys(ctx context.Context) ([]RefusedKey, error) {
 	keys, err := all(ctx, s.db, `SELECT e.dumptable, e.modulecode, e.groupcode, e.cmisid, e.source, e.line, e.reason FROM cmis_error_data_dump e
-JOIN cmissync_meta m ON m.name = ? AND m.value = e.run_id
-WHERE e.dumptable <> ''
-ORDER BY e.id`, []any{metaDumpRun},
+WHERE e.dumptable <> '' AND e.run_id IN (`+dumpRunsSQL+`)
+ORDER BY e.id`, dumpRunsArgs(),
 		func(r *sql.Rows) (RefusedKey, error) {
 			var k RefusedKey
 			var t string
@@ -119,6 +122,9 @@ type Generation struct {
 	// the server does not allow the fast way, why.
 	loadData bool
 	method   string
+	// beforeSwitch, set by tests, is called where a crash would fall
+	// between replacing the dumps and recording the run they come from.
+	beforeSwitch func() error
 }
 
 // insertBatch is the number of rows per multi-row INSERT: large enough to
@@ -333,40 +339,79 @@ func (g *Generation) Counts() map[DumpTable]int64 {
 	return out
 }
 
-// Commit replaces all three dumps with the shadow tables at once and
-// empties the shadows. SQLite copies the shadows into the dumps in one
+// Commit replaces all three dumps with the shadow tables at once, empties
+// the shadows, and records the generation's run as the one the dumps come
+// from, so that RefusedKeys returns the rows this extract refused.
+//
+// SQLite copies the shadows into the dumps and records the run in one
 // transaction. MySQL swaps each dump with its shadow in one atomic RENAME
 // TABLE, which costs the same for a million rows as for ten; it copies
-// instead when a dump and its shadow no longer have the same columns and
-// primary key (a migration changed one and not the other).
+// instead, in one transaction with the run, when a dump and its shadow no
+// longer have the same columns and primary key (a migration changed one and
+// not the other). RENAME TABLE commits on its own, so no transaction can
+// hold it and the run together: the new run is recorded as pending before
+// the swap and as current after it. While it is pending, or if a crash
+// leaves it so, the refused rows of the current run and of every pending
+// one protect whichever dump is in place; when the server refuses the swap,
+// the pending run is removed again.
 func (g *Generation) Commit(ctx context.Context) error {
 	if g.done {
 		return errors.New("extract generation already finished")
 	}
 	var err error
 	if g.s.engine == EngineMySQL {
-		err = g.s.swapDumps(ctx)
+		err = g.s.swapDumps(ctx, g.runID, g.beforeSwitch)
 	} else {
-		err = g.s.copyDumps(ctx)
+		err = g.s.copyDumps(ctx, g.runID, g.beforeSwitch)
 	}
 	if err != nil {
 		return err
 	}
 	g.done = true
-	return g.s.setMeta(ctx, metaDumpRun, g.runID)
+	return nil
 }
 
-// metaDumpRun names the run whose extract is the current dump.
-const metaDumpRun = "dump_run_id"
+// The cmissync_meta entries that name the runs whose refused rows protect
+// the current dump: the run whose extract it is, and on MySQL, between
+// recording a new run and swapping its dump in, that run too. Each pending
+// run has its own entry (pendingDumpRun), so a commit cut short after
+// another one was does not forget the first.
+const (
+	metaDumpRun        = "dump_run_id"
+	metaDumpRunPending = "dump_run_pending:"
+)
 
-func (s *Store) setMeta(ctx context.Context, name, value string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cmissync_meta WHERE name = ?`, name); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO cmissync_meta (name, value) VALUES (?, ?)`, name, value)
+// dumpRunsSQL selects the runs whose refused rows protect the current dump;
+// its arguments are dumpRunsArgs.
+const dumpRunsSQL = `SELECT value FROM cmissync_meta WHERE name = ? OR name LIKE ?`
+
+func dumpRunsArgs(more ...any) []any {
+	return append([]any{metaDumpRun, metaDumpRunPending + "%"}, more...)
+}
+
+// pendingDumpRun names the cmissync_meta entry of a pending run; a hash
+// keeps the name within the column whatever the run id's length.
+func pendingDumpRun(runID string) string {
+	sum := sha256.Sum256([]byte(runID))
+	return metaDumpRunPending + hex.EncodeToString(sum[:8])
+}
+
+// setMeta records a cmissync_meta entry, replacing its previous value.
+func setMeta(ctx context.Context, q querier, name, value string) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM cmissync_meta WHERE name = ?`, name); err != nil {
 		return wrap(err, "record %s", name)
-	})
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO cmissync_meta (name, value) VALUES (?, ?)`, name, value)
+	return wrap(err, "record %s", name)
+}
+
+// recordDumpRun makes runID the run of the current dump, with nothing
+// pending.
+func recordDumpRun(ctx context.Context, q querier, runID string) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM cmissync_meta WHERE name LIKE ?`, metaDumpRunPending+"%"); err != nil {
+		return wrap(err, "clear the pending dump runs")
+	}
+	return setMeta(ctx, q, metaDumpRun, runID)
 }
 
 // RejectedGroups returns the (module, group) keys of module-group rows the
@@ -374,8 +419,7 @@ func (s *Store) setMeta(ctx context.Context, name, value string) error {
 // made for them: a bad row must not delete a group and its members.
 func (s *Store) RejectedGroups(ctx context.Context) (map[[2]string]bool, error) {
 	keys, err := all(ctx, s.db, `SELECT e.modulecode, e.groupcode FROM cmis_error_data_dump e
-JOIN cmissync_meta m ON m.name = ? AND m.value = e.run_id
-WHERE e.dumptable = ? AND e.modulecode <> '' AND e.groupcode <> ''`, []any{metaDumpRun, string(ModuleGroups)},
+WHERE e.run_id IN (`+dumpRunsSQL+`) AND e.dumptable = ? AND e.modulecode <> '' AND e.groupcode <> ''`, dumpRunsArgs(string(ModuleGroups)),
 		func(r *sql.Rows) ([2]string, error) {
 			var k [2]string
 			err := r.Scan(&k[0], &k[1])
@@ -391,8 +435,9 @@ WHERE e.dumptable = ? AND e.modulecode <> '' AND e.groupcode <> ''`, []any{metaD
 	return out, nil
 }
 
-// copyDumps replaces each dump's rows by its shadow's in one transaction.
-func (s *Store) copyDumps(ctx context.Context) error {
+// copyDumps replaces each dump's rows by its shadow's and records runID as
+// the dumps' run, in one transaction; beforeSwitch (tests) runs last in it.
+func (s *Store) copyDumps(ctx context.Context, runID string, beforeSwitch func() error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, t := range DumpTables {
 			cols := strings.Join(t.Columns(), ", ")
@@ -405,6 +450,12 @@ func (s *Store) copyDumps(ctx context.Context) error {
 					return fmt.Errorf("replace %s: %w", t, err)
 				}
 			}
+		}
+		if err := recordDumpRun(ctx, tx, runID); err != nil {
+			return err
+		}
+		if beforeSwitch != nil {
+			return beforeSwitch()
 		}
 		return nil
 	})

@@ -7,3 +7,7 @@ func DisableLoadData(g *Generation) {
 	g.loadData = false
 	g.method = methodInsert + " (LOAD DATA disabled by a test)"
 }
+
+// SetBeforeSwitch makes g's Commit call fn where a crash would fall between
+// the copy or swap of the dumps and the record of their run.
+func SetBeforeSwitch(g *Generation, fn func() error) { g.beforeSwitch = fn }

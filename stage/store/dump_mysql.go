@@ -221,14 +221,31 @@ func appendTSVRow(b []byte, row []string) []byte {
 // and MariaDB apply atomically: readers see either every old dump or every
 // new one. The old dumps, now the shadows, are then emptied. When a dump and
 // its shadow differ in shape, it copies instead.
-func (s *Store) swapDumps(ctx context.Context) error {
+//
+// RENAME TABLE commits implicitly, so runID cannot be recorded in the same
+// transaction. It is recorded as pending first: from then on the refused
+// rows of both the previous run and runID protect the dump in place, which
+// covers either dump, and stays so if the process dies before the end.
+// Only when the server refuses the RENAME (it then renames nothing) is the
+// pending run removed: the previous dump is still in place and its own
+// refusals protect it. beforeSwitch (tests) runs just before the RENAME.
+func (s *Store) swapDumps(ctx context.Context, runID string, beforeSwitch func() error) error {
 	for _, t := range DumpTables {
 		same, err := s.sameShape(ctx, string(t), t.shadow())
 		if err != nil {
 			return fmt.Errorf("replace %s: %w", t, err)
 		}
 		if !same {
-			return s.copyDumps(ctx)
+			return s.copyDumps(ctx, runID, beforeSwitch)
+		}
+	}
+	pending := pendingDumpRun(runID)
+	if err := setMeta(ctx, s.db, pending, runID); err != nil {
+		return fmt.Errorf("replace the dumps: %w", err)
+	}
+	if beforeSwitch != nil {
+		if err := beforeSwitch(); err != nil {
+			return err
 		}
 	}
 	var pairs []string
@@ -237,10 +254,23 @@ func (s *Store) swapDumps(ctx context.Context) error {
 		pairs = append(pairs, string(t)+" TO "+old, t.shadow()+" TO "+string(t), old+" TO "+t.shadow())
 	}
 	if _, err := s.db.ExecContext(ctx, "RENAME TABLE "+strings.Join(pairs, ", ")); err != nil {
+		// A server error means nothing was renamed. Any other error (a lost
+		// connection, a cancelled context) leaves unknown whether the
+		// server renamed: the pending run stays.
+		var me *mysql.MySQLError
+		if errors.As(err, &me) {
+			if _, derr := s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM cmissync_meta WHERE name = ?`, pending); derr != nil {
+				err = errors.Join(err, fmt.Errorf("clear the pending dump run: %w", derr))
+			}
+		}
 		return fmt.Errorf("replace the dumps: %w", err)
 	}
-	// The new dump is in place: a failure to empty the old one is not the
-	// extract's, and the next BeginExtract empties the shadows anyway.
+	// The new dump is in place and protected by its own refusals (and the
+	// previous run's while the pending entry stays): a failure from here on
+	// is not the extract's, and the next commit records its run anyway.
+	// The context may be cancelled by now; the record must still be made.
+	after := context.WithoutCancel(ctx)
+	_ = s.inTx(after, func(tx *sql.Tx) error { return recordDumpRun(after, tx, runID) })
 	_ = s.clearShadows(ctx)
 	return nil
 }
