@@ -497,15 +497,25 @@ func TestAddRecordedOnlyAsIntentStaysOwned(t *testing.T) {
 	f.load()
 	f.setDump(map[string][]string{"G01": {"0010001", "0010002"}})
 	f.stage()
-	work, err := f.st.MembersToAdd(ctx, store.Filter{})
-	if err != nil || len(work) != 2 {
-		t.Fatalf("work %v, %v", work, err)
+	cur, err := f.st.StagedMembers(ctx, store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var work []store.MemberRow
+	for cur.Next() {
+		if m := cur.Value(); m.ToAdd {
+			work = append(work, m)
+		}
+	}
+	cur.Close()
+	if len(work) != 2 {
+		t.Fatalf("work %v", work)
 	}
 	intent := []store.AddedMember{{ID: work[0].ID, MoodleUserID: int64(f.users[work[0].CMISID])}}
 	if err := f.st.RecordIntent(ctx, intent); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.sim.AddMember(int(work[0].MoodleGroupID), f.users[work[0].CMISID]); err != nil {
+	if err := f.sim.AddMember(f.group("cmis:MOD:G01").ID, f.users[work[0].CMISID]); err != nil {
 		t.Fatal(err)
 	}
 	res := f.load()

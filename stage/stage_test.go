@@ -55,33 +55,64 @@ func pretendLoaded(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	next := int64(100)
-	gs, _ := st.GroupingsToCreate(ctx, store.Filter{})
 	var done []store.Created
-	for _, g := range gs {
-		next++
-		done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+	for _, g := range stagedGroupings(t, st) {
+		if g.ToAdd {
+			next++
+			done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+		}
 	}
 	if err := st.RecordCreated(ctx, store.TableGroupings, done, nil); err != nil {
 		t.Fatal(err)
 	}
-	grs, _ := st.GroupsToCreate(ctx, store.Filter{})
 	done = nil
-	for _, g := range grs {
-		next++
-		done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+	for _, g := range stagedGroups(t, st) {
+		if g.ToAdd {
+			next++
+			done = append(done, store.Created{RowID: g.ID, MoodleID: next, Name: g.Name})
+		}
 	}
 	if err := st.RecordCreated(ctx, store.TableGroups, done, nil); err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := st.MembersToAdd(ctx, store.Filter{})
 	var added []store.AddedMember
-	for _, m := range ms {
-		next++
-		added = append(added, store.AddedMember{ID: m.ID, MoodleUserID: next, Owned: true})
+	for _, m := range stagedMembers(t, st) {
+		if m.ToAdd {
+			next++
+			added = append(added, store.AddedMember{ID: m.ID, MoodleUserID: next, Owned: true})
+		}
 	}
 	if err := st.RecordMembersAdded(ctx, added, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func stagedGroupings(t *testing.T, st *store.Store) []store.GroupingRow {
+	t.Helper()
+	c, err := st.StagedGroupings(context.Background(), store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out []store.GroupingRow
+	for c.Next() {
+		out = append(out, c.Value())
+	}
+	return out
+}
+
+func stagedMembers(t *testing.T, st *store.Store) []store.MemberRow {
+	t.Helper()
+	c, err := st.StagedMembers(context.Background(), store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out []store.MemberRow
+	for c.Next() {
+		out = append(out, c.Value())
+	}
+	return out
 }
 
 func stagedGroups(t *testing.T, st *store.Store) map[string]store.GroupRow {
@@ -166,7 +197,12 @@ func TestStageRules(t *testing.T) {
 			if res.Members.Delete != 2 || res.Members.Add != 0 || res.Groups.Delete != 0 {
 				t.Fatalf("after removing a student: %+v", res)
 			}
-			rm, _ := st.MembersToRemove(ctx, store.Filter{})
+			var rm []store.MemberRow
+			for _, m := range stagedMembers(t, st) {
+				if m.ToDelete {
+					rm = append(rm, m)
+				}
+			}
 			if len(rm) != 2 || rm[0].CMISID != "10000001" || rm[1].CMISID != "10000001" {
 				t.Fatalf("members to remove = %+v", rm)
 			}
@@ -187,7 +223,12 @@ func TestStageRules(t *testing.T) {
 			if res.Groupings.Delete != 1 || res.Groups.Delete != 1 || res.Members.Delete != 1 {
 				t.Fatalf("after group_import=RMV: %+v", res)
 			}
-			del, _ := st.GroupsToDelete(ctx, store.Filter{})
+			var del []store.GroupRow
+			for _, g := range stagedGroups(t, st) {
+				if g.ToDelete {
+					del = append(del, g)
+				}
+			}
 			if len(del) != 1 || del[0].IDNumber != "cmis:MATH1001:SEM01" || del[0].CourseID != 2 {
 				t.Fatalf("groups to delete = %+v", del)
 			}

@@ -414,27 +414,6 @@ func recordDumpRun(ctx context.Context, q querier, runID string) error {
 	return setMeta(ctx, q, metaDumpRun, runID)
 }
 
-// RejectedGroups returns the (module, group) keys of module-group rows the
-// extract that produced the current dump refused. Stage keeps what cmissync
-// made for them: a bad row must not delete a group and its members.
-func (s *Store) RejectedGroups(ctx context.Context) (map[[2]string]bool, error) {
-	keys, err := all(ctx, s.db, `SELECT e.modulecode, e.groupcode FROM cmis_error_data_dump e
-WHERE e.run_id IN (`+dumpRunsSQL+`) AND e.dumptable = ? AND e.modulecode <> '' AND e.groupcode <> ''`, dumpRunsArgs(string(ModuleGroups)),
-		func(r *sql.Rows) ([2]string, error) {
-			var k [2]string
-			err := r.Scan(&k[0], &k[1])
-			return k, err
-		})
-	if err != nil {
-		return nil, fmt.Errorf("read refused group rows: %w", err)
-	}
-	out := make(map[[2]string]bool, len(keys))
-	for _, k := range keys {
-		out[k] = true
-	}
-	return out, nil
-}
-
 // copyDumps replaces each dump's rows by its shadow's and records runID as
 // the dumps' run, in one transaction; beforeSwitch (tests) runs last in it.
 func (s *Store) copyDumps(ctx context.Context, runID string, beforeSwitch func() error) error {

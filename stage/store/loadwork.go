@@ -12,57 +12,6 @@ import (
 // rows, so a crash loses nothing and a rerun resumes where the last one
 // stopped. Parked items are left out of every work list.
 
-// CoursesWithWork lists courses with flagged, unparked rows, and those with
-// an unparked row whose last attempt failed (an item just unparked by
-// `cmissync retry` must be checked against Moodle again).
-func (s *Store) CoursesWithWork(ctx context.Context, f Filter) ([]int64, error) {
-	where, args := f.clause("courseid")
-	q := `SELECT courseid FROM cmis_groupings WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR torename = 1 OR last_error <> '')` + where + `
-UNION SELECT courseid FROM cmis_groups_course WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR torename = 1 OR last_error <> '' OR (assigned = 0 AND moodlegroupid IS NOT NULL))` + where + `
-UNION SELECT courseid FROM cmis_groupmembers WHERE parked = 0 AND (toadd = 1 OR todelete = 1 OR last_error <> '')` + where + `
-ORDER BY 1`
-	all3 := append(append(append([]any{}, args...), args...), args...)
-	return all(ctx, s.db, q, all3, func(r *sql.Rows) (int64, error) {
-		var id int64
-		err := r.Scan(&id)
-		return id, err
-	})
-}
-
-// CourseGroupings lists every staged grouping of a course.
-func (s *Store) CourseGroupings(ctx context.Context, courseID int64) ([]GroupingRow, error) {
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE courseid = ? ORDER BY modulecode`, []any{courseID}, scanGrouping)
-}
-
-// CourseGroups lists every staged group of a course.
-func (s *Store) CourseGroups(ctx context.Context, courseID int64) ([]GroupRow, error) {
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE courseid = ? ORDER BY modulecode, groupcode`, []any{courseID}, scanGroup)
-}
-
-// GroupingsToCreate lists staged groupings flagged toadd.
-func (s *Store) GroupingsToCreate(ctx context.Context, f Filter) ([]GroupingRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE toadd = 1 AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
-}
-
-// GroupsToCreate lists staged groups flagged toadd.
-func (s *Store) GroupsToCreate(ctx context.Context, f Filter) ([]GroupRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE toadd = 1 AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
-}
-
-// GroupingsToRename lists created groupings whose wanted name changed.
-func (s *Store) GroupingsToRename(ctx context.Context, f Filter) ([]GroupingRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE torename = 1 AND toadd = 0 AND todelete = 0 AND parked = 0 AND moodlegroupingid IS NOT NULL`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
-}
-
-// GroupsToRename lists created groups whose wanted name changed.
-func (s *Store) GroupsToRename(ctx context.Context, f Filter) ([]GroupRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE torename = 1 AND toadd = 0 AND todelete = 0 AND parked = 0 AND moodlegroupid IS NOT NULL`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
-}
-
 // AuditEntry is one change applied to Moodle, kept in cmissync_audit.
 type AuditEntry struct {
 	RunID    string
@@ -178,42 +127,6 @@ func (s *Store) SetRenameFlag(ctx context.Context, table string, rowID int64, re
 	return wrap(err, "set rename flag of %s %d", table, rowID)
 }
 
-// SetMoodleID re-records the Moodle id of a grouping or group found again by
-// its idnumber under another id.
-func (s *Store) SetMoodleID(ctx context.Context, table string, rowID, moodleID int64) error {
-	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
-	if idcol == "" {
-		return fmt.Errorf("set moodle id: unknown table %q", table)
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, moodleID, rowID)
-	return wrap(err, "set moodle id of %s %d", table, rowID)
-}
-
-// Assignment is a group that still has to be put in its grouping.
-type Assignment struct {
-	GroupRowID       int64
-	CourseID         int64
-	IDNumber         string
-	Name             string
-	MoodleGroupID    int64
-	MoodleGroupingID int64
-}
-
-// GroupsToAssign lists created groups not yet assigned to their created
-// grouping.
-func (s *Store) GroupsToAssign(ctx context.Context, f Filter) ([]Assignment, error) {
-	where, args := f.clause("g.courseid")
-	return all(ctx, s.db, `SELECT g.id, g.courseid, g.idnumber, g.name, g.moodlegroupid, gg.moodlegroupingid
-FROM cmis_groups_course g
-JOIN cmis_groupings gg ON gg.courseid = g.courseid AND gg.modulecode = g.modulecode
-WHERE g.assigned = 0 AND g.todelete = 0 AND g.parked = 0 AND g.moodlegroupid IS NOT NULL AND gg.moodlegroupingid IS NOT NULL AND gg.todelete = 0`+where+`
-ORDER BY g.courseid, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (Assignment, error) {
-		var a Assignment
-		err := r.Scan(&a.GroupRowID, &a.CourseID, &a.IDNumber, &a.Name, &a.MoodleGroupID, &a.MoodleGroupingID)
-		return a, err
-	})
-}
-
 // RecordAssigned records that groups are in their groupings.
 func (s *Store) RecordAssigned(ctx context.Context, groupRowIDs []int64, audit []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -222,56 +135,6 @@ func (s *Store) RecordAssigned(ctx context.Context, groupRowIDs []int64, audit [
 		}
 		return insertAudit(ctx, tx, audit)
 	})
-}
-
-// MemberWork is a staged membership with what the load step needs to send
-// it: the Moodle group and the names for reports.
-type MemberWork struct {
-	MemberRow
-	MoodleGroupID int64
-	GroupIDNumber string
-	GroupName     string
-}
-
-const memberWorkSQL = `SELECT m.id, m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid, COALESCE(m.moodleuserid, 0), m.toadd, m.todelete, m.owned, m.parked, m.delete_reason, m.removed_in_moodle,
-  g.moodlegroupid, g.idnumber, g.name
-FROM cmis_groupmembers m
-JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
-WHERE g.moodlegroupid IS NOT NULL AND g.todelete = 0 AND m.parked = 0 AND `
-
-func scanMemberWork(r *sql.Rows) (MemberWork, error) {
-	var w MemberWork
-	m := &w.MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle,
-		&w.MoodleGroupID, &w.GroupIDNumber, &w.GroupName)
-	return w, err
-}
-
-// MembersToAdd lists memberships flagged toadd whose group exists in Moodle.
-func (s *Store) MembersToAdd(ctx context.Context, f Filter) ([]MemberWork, error) {
-	where, args := f.clause("m.courseid")
-	return all(ctx, s.db, memberWorkSQL+`m.toadd = 1 AND m.todelete = 0`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
-}
-
-// MembersToRemove lists memberships flagged todelete in groups that stay
-// (members of groups being deleted go with their group). Memberships
-// cmissync does not own are included, and so are those another staged row
-// still wants (the same Moodle user in the group in another role): both
-// come back with Owned false, so load drops their rows without touching
-// Moodle.
-func (s *Store) MembersToRemove(ctx context.Context, f Filter) ([]MemberWork, error) {
-	where, args := f.clause("m.courseid")
-	q := strings.Replace(memberWorkSQL, "m.owned, m.parked", `CASE WHEN m.owned = 1 AND NOT EXISTS (SELECT 1 FROM cmis_groupmembers o
-  WHERE o.courseid = m.courseid AND o.modulecode = m.modulecode AND o.groupcode = m.groupcode
-    AND o.moodleuserid = m.moodleuserid AND o.id <> m.id AND o.todelete = 0) THEN 1 ELSE 0 END, m.parked`, 1)
-	return all(ctx, s.db, q+`m.todelete = 1 AND m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where+` ORDER BY m.courseid, m.modulecode, m.groupcode, m.role, m.cmisid`, args, scanMemberWork)
-}
-
-// OwnedMembersOfGroups lists the owned, added memberships of the given
-// Moodle groups (for the removal of members not seen in CMIS).
-func (s *Store) OwnedMembersOfGroups(ctx context.Context, f Filter) ([]MemberWork, error) {
-	where, args := f.clause("m.courseid")
-	return all(ctx, s.db, memberWorkSQL+`m.toadd = 0 AND m.moodleuserid IS NOT NULL`+where, args, scanMemberWork)
 }
 
 // AddedMember pairs a staged membership with the Moodle user it is in
@@ -302,12 +165,6 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 	})
 }
 
-// RequeueMembers sets memberships back to toadd (a write Moodle accepted but
-// that reading back did not confirm).
-func (s *Store) RequeueMembers(ctx context.Context, ids []int64) error {
-	return wrap(updateIDs(ctx, s.db, `UPDATE cmis_groupmembers SET toadd = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids), "requeue members")
-}
-
 // DropMembers deletes staged memberships (after their removal from Moodle).
 func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -316,12 +173,6 @@ func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry
 		}
 		return insertAudit(ctx, tx, audit)
 	})
-}
-
-// GroupsToDelete lists staged groups flagged todelete that exist in Moodle.
-func (s *Store) GroupsToDelete(ctx context.Context, f Filter) ([]GroupRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE todelete = 1 AND parked = 0 AND moodlegroupid IS NOT NULL`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }
 
 // DropGroups deletes staged groups and their staged memberships (after the
@@ -341,23 +192,6 @@ func (s *Store) DropGroups(ctx context.Context, groups []GroupRow, audit []Audit
 		}
 		return insertAudit(ctx, tx, audit)
 	})
-}
-
-// GroupingsToDelete lists staged groupings flagged todelete that exist in
-// Moodle and have no staged groups left.
-func (s *Store) GroupingsToDelete(ctx context.Context, f Filter) ([]GroupingRow, error) {
-	where, args := f.clause("gg.courseid")
-	return all(ctx, s.db, `SELECT `+groupingColsOf("gg.")+` FROM cmis_groupings gg
-WHERE gg.todelete = 1 AND gg.parked = 0 AND gg.moodlegroupingid IS NOT NULL`+where+`
-  AND NOT EXISTS (SELECT 1 FROM cmis_groups_course g WHERE g.courseid = gg.courseid AND g.modulecode = gg.modulecode)
-ORDER BY gg.courseid, gg.modulecode`, args, scanGrouping)
-}
-
-// GroupingsToDeleteAll lists staged groupings flagged todelete that exist in
-// Moodle, whether or not their groups are deleted yet (for the plan).
-func (s *Store) GroupingsToDeleteAll(ctx context.Context, f Filter) ([]GroupingRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupingCols+` FROM cmis_groupings WHERE todelete = 1 AND parked = 0 AND moodlegroupingid IS NOT NULL`+where+` ORDER BY courseid, modulecode`, args, scanGrouping)
 }
 
 // DropGroupings deletes staged groupings by row id.
@@ -393,24 +227,6 @@ func (s *Store) ForgetGroup(ctx context.Context, rowID int64, audit []AuditEntry
 		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET toadd = 1, owned = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP
 WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, course, module, group); err != nil {
 			return fmt.Errorf("requeue group members: %w", err)
-		}
-		return insertAudit(ctx, tx, audit)
-	})
-}
-
-// ForgetGrouping records that an owned grouping no longer exists in Moodle:
-// it is flagged toadd again, and its groups are reassigned once it is.
-func (s *Store) ForgetGrouping(ctx context.Context, rowID int64, audit []AuditEntry) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupings WHERE id = ? AND todelete = 1
-  AND NOT EXISTS (SELECT 1 FROM cmis_groups_course g WHERE g.courseid = cmis_groupings.courseid AND g.modulecode = cmis_groupings.modulecode)`, rowID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupings SET moodlegroupingid = NULL, moodlename = '', toadd = CASE WHEN todelete = 1 THEN 0 ELSE 1 END, torename = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, rowID); err != nil {
-			return fmt.Errorf("forget grouping: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET assigned = 0 WHERE (courseid, modulecode) IN (SELECT courseid, modulecode FROM cmis_groupings WHERE id = ?)`, rowID); err != nil {
-			return err
 		}
 		return insertAudit(ctx, tx, audit)
 	})
@@ -530,42 +346,11 @@ func (s *Store) Pending(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// StagedMembersOfNewGroups counts, per course, memberships flagged toadd
-// whose group is not created in Moodle yet (they are sent right after it).
-func (s *Store) StagedMembersOfNewGroups(ctx context.Context, f Filter) (map[int64]int, error) {
-	where, args := f.clause("m.courseid")
-	type row struct {
-		course int64
-		n      int
-	}
-	rows, err := all(ctx, s.db, `SELECT m.courseid, COUNT(*) FROM cmis_groupmembers m
-JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
-WHERE m.toadd = 1 AND m.parked = 0 AND g.moodlegroupid IS NULL AND g.todelete = 0`+where+` GROUP BY m.courseid`, args, func(r *sql.Rows) (row, error) {
-		var x row
-		err := r.Scan(&x.course, &x.n)
-		return x, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := map[int64]int{}
-	for _, r := range rows {
-		out[r.course] = r.n
-	}
-	return out, nil
-}
-
 func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
-}
-
-// OwnedGroups lists staged groups that exist in Moodle and stay.
-func (s *Store) OwnedGroups(ctx context.Context, f Filter) ([]GroupRow, error) {
-	where, args := f.clause("courseid")
-	return all(ctx, s.db, `SELECT `+groupCols+` FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL AND todelete = 0 AND parked = 0`+where+` ORDER BY courseid, modulecode, groupcode`, args, scanGroup)
 }
 
 // RecordIntent notes, before an add is sent, which Moodle user each
