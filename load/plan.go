@@ -715,7 +715,11 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 			it.UserID, it.owned = uid, owned
 			continue
 		}
-		it := cp.item(memberItem(ActAdd, o, m, p.reason))
+		reason := p.reason
+		if b.opts.Offline {
+			reason += " (offline: enrolment not checked)"
+		}
+		it := cp.item(memberItem(ActAdd, o, m, reason))
 		it.UserID = uid
 	}
 	delete(b.pending, cp.CourseID)

@@ -77,6 +77,11 @@ func approveFlag(c *cobra.Command, dst *bool) {
 	c.Flags().BoolVar(dst, "approve-deletes", false, "let this run delete more than the mass-change guard allows (see guard.* in cmissync config)")
 }
 
+// noDeletesFlag adds --no-deletes.
+func noDeletesFlag(c *cobra.Command, dst *bool) {
+	c.Flags().BoolVar(dst, "no-deletes", false, "hold back every deletion this run (they are listed, with the reason, in the plan and the report); everything else goes ahead")
+}
+
 // shrinkFlag adds --approve-shrink.
 func shrinkFlag(c *cobra.Command, dst *bool) {
 	c.Flags().BoolVar(dst, "approve-shrink", false, "commit this extract even if it is much smaller than the last one (see guard.extract_max_shrink)")
@@ -93,6 +98,7 @@ func (a *app) runCommand() *cobra.Command {
 		dryRun  bool
 		approve bool
 		shrink  bool
+		noDel   bool
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -111,13 +117,14 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink = approve, shrink
+			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
 			return p.run(c.Context(), dryRun)
 		},
 	}
 	courseFlag(c, &courses)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "extract and stage, print what load would do, send nothing to Moodle")
 	approveFlag(c, &approve)
+	noDeletesFlag(c, &noDel)
 	shrinkFlag(c, &shrink)
 	return a.withHelp(c)
 }
@@ -128,6 +135,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		approve bool
 		shrink  bool
 		dryRun  bool
+		noDel   bool
 	)
 	c := &cobra.Command{
 		Use:   name,
@@ -140,7 +148,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink = approve, shrink
+			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
 			if dryRun {
 				pl, err := p.makePlan(c.Context(), false)
 				if err != nil {
@@ -158,6 +166,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 	}
 	if name == "load" {
 		approveFlag(c, &approve)
+		noDeletesFlag(c, &noDel)
 		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan this load would carry out (the same as cmissync plan) and send nothing")
 	}
 	if name == "extract" {

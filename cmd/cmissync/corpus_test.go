@@ -605,3 +605,34 @@ func TestRandomDamageNeverDeletes(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDeletesHoldsEveryDeletion: run --no-deletes does everything but
+// delete, and says what it held back.
+func TestNoDeletesHoldsEveryDeletion(t *testing.T) {
+	c := newCorpus(t, store.EngineSQLite)
+	c.must(exitOK, "run")
+	ls := c.lines("group_members.csv")
+	gone := ls[1]
+	c.write("group_members.csv", append(ls[:1:1], ls[2:]...), "\n")
+	key := fmt.Sprintf("%s %s", stage.GroupIDNumber(field(gone, 0), field(gone, 1)), field(gone, 2))
+	has := func() bool {
+		for k := range c.owned() {
+			if strings.HasSuffix(k, key) {
+				return true
+			}
+		}
+		return false
+	}
+	os.RemoveAll(filepath.Join(c.dir, "reports"))
+	c.must(exitOK, "run", "--no-deletes")
+	if !has() {
+		t.Fatal("run --no-deletes removed a member")
+	}
+	if text := c.reports(""); !strings.Contains(text, "--no-deletes") || !strings.Contains(text, field(gone, 2)) {
+		t.Fatalf("the report does not list the held removal:\n%s", text)
+	}
+	c.must(exitOK, "run")
+	if has() {
+		t.Fatal("the removal did not happen once allowed")
+	}
+}

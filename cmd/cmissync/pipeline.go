@@ -42,6 +42,8 @@ type pipeline struct {
 	// approveDeletes lets a run past the mass-change guard, approveShrink
 	// an extract past the shrink guard.
 	approveDeletes, approveShrink bool
+	// noDeletes holds every deletion of the load back (--no-deletes).
+	noDeletes bool
 }
 
 // loadConfig reads the configuration named by --config.
@@ -560,7 +562,7 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 
 // loadOptions builds the load step's options from the configuration.
 func (p *pipeline) loadOptions() load.Options {
-	return load.Options{
+	opts := load.Options{
 		RunID: p.runID, Filter: p.filter, UserField: p.cfg.Moodle.UserMatchField,
 		Concurrency: p.cfg.Load.Concurrency, ParkAfter: p.cfg.Load.ParkAfter,
 		OnNameClash: p.cfg.Load.OnNameClash, OnDeleted: p.cfg.Load.OnDeleted, OnRenamed: p.cfg.Load.OnRenamed,
@@ -572,6 +574,10 @@ func (p *pipeline) loadOptions() load.Options {
 		},
 		ApproveDeletes: p.approveDeletes,
 	}
+	if p.noDeletes {
+		opts.NoDeletes = "deletions are off for this run (--no-deletes)"
+	}
+	return opts
 }
 
 // overlayFS serves files from primary, falling back to fallback.
