@@ -107,7 +107,7 @@ func TestKilledLoadsConverge(t *testing.T) {
 			_, handmade := h.actual()
 			// Small requests make a load many calls; a little latency lets
 			// the kills land between and during them.
-			h.env["CMISSYNC_MOODLE_MAX_INPUT_VARS"] = "40"
+			h.env["CMISSYNC_MOODLE_MAX_INPUT_VARS"] = "20"
 			h.sim.SetFaults(moodlesim.Faults{Latency: 2 * time.Millisecond})
 			h.mustRun(exitOK, "extract")
 			h.mustRun(exitOK, "stage")
