@@ -112,6 +112,15 @@ func (s *moodleState) counted(function string) {
 	s.mu.Unlock()
 }
 
+// suspect marks a course something of which vanished or was refused: its
+// existence is checked.
+func (s *moodleState) suspect(course int64) {
+	c := s.course(course)
+	s.mu.Lock()
+	c.suspect = true
+	s.mu.Unlock()
+}
+
 // severity orders what a course can be found to be: positive evidence of
 // deletion outweighs an access error, which outweighs a failed read.
 var severity = map[courseState]int{courseOK: 0, courseUnreadable: 1, courseInaccessible: 2, courseDeleted: 3}
@@ -248,11 +257,10 @@ func (r *reader) readOwned(ctx context.Context, k kind, owner map[int64]int64) e
 	}
 	r.st.mu.Unlock()
 	for _, id := range res.gone {
-		r.st.course(owner[id]).suspect = true
+		r.st.suspect(owner[id])
 	}
 	for _, id := range res.denied {
-		c := r.st.course(owner[id])
-		c.suspect = true
+		r.st.suspect(owner[id])
 		r.st.fail(owner[id], courseInaccessible, errNoAccess)
 	}
 	for id, err := range res.failed {
@@ -333,8 +341,7 @@ func (r *reader) list(ctx context.Context, courses []int64) error {
 			return ctx.Err()
 		case moodle.ErrorCode(err) == moodle.CodeCourseContext || moodle.ErrorCode(err) == moodle.CodeInvalidRecord:
 			// Deleted, or not accessible: checkCourses tells which.
-			c := r.st.course(id)
-			c.suspect = true
+			r.st.suspect(id)
 			r.st.fail(id, courseInaccessible, errNoAccess)
 			return nil
 		case err != nil:
