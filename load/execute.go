@@ -36,7 +36,7 @@ type anchor struct {
 }
 
 func newLoader(st *store.Store, mc *moodle.Client, opts Options, p *Plan, log logrus.FieldLogger, res *Result) *loader {
-	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun), res: res, anchors: map[int64]*anchor{}}
+	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun, opts.Progress), res: res, anchors: map[int64]*anchor{}}
 	for _, cp := range p.Courses {
 		for _, objs := range [][]*object{cp.staging.groups, cp.staging.groupings} {
 			for _, o := range objs {

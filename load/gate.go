@@ -17,6 +17,9 @@ import (
 // reports list it.
 type gate struct {
 	dry bool
+	// progress is told writes sent of all planned (Options.Progress).
+	progress    func(stage string, done, total int)
+	total, done int
 
 	mu sync.Mutex
 	// courses finds an item's course plan, to hold it there.
@@ -33,8 +36,8 @@ type gate struct {
 	sent []*Item
 }
 
-func newGate(p *Plan, dry bool) *gate {
-	g := &gate{dry: dry, courses: map[int64]*CoursePlan{}, failed: map[int64]string{}}
+func newGate(p *Plan, dry bool, progress func(string, int, int)) *gate {
+	g := &gate{dry: dry, courses: map[int64]*CoursePlan{}, failed: map[int64]string{}, progress: progress, total: p.Totals.Writes()}
 	for _, cp := range p.Courses {
 		g.courses[cp.CourseID] = cp
 		for _, it := range cp.Items {
@@ -72,6 +75,10 @@ func (g *gate) pass(items []*Item) []*Item {
 		it.Outcome = "sent"
 		g.sent = append(g.sent, it)
 		out = append(out, it)
+	}
+	if g.progress != nil && len(out) > 0 {
+		g.done += len(out)
+		g.progress("write", g.done, g.total)
 	}
 	return out
 }

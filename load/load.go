@@ -81,6 +81,10 @@ type Options struct {
 	// Offline builds the plan from staging alone, without reading Moodle
 	// (implies DryRun): drift and enrolments are not seen.
 	Offline bool
+	// Progress, when set, is told how far the load is: stage "plan" with
+	// courses planned of all, then stage "write" with writes sent of all
+	// planned. It is called from several goroutines, never at once.
+	Progress func(stage string, done, total int)
 }
 
 func (o *Options) defaults() error {
@@ -191,8 +195,11 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 	}
 	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}}
-	for _, cs := range courses {
+	for i, cs := range courses {
 		p.Courses = append(p.Courses, b.course(cs))
+		if opts.Progress != nil && (i%100 == 99 || i == len(courses)-1) {
+			opts.Progress("plan", i+1, len(courses))
+		}
 		for _, o := range cs.groups {
 			if o.moodleID != 0 {
 				p.ownedGroups++
