@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -21,8 +22,14 @@ type loader struct {
 	plan *Plan
 	gate *gate
 
-	mu  sync.Mutex // guards res and anchors
+	mu  sync.Mutex // guards res, anchors, enrolled and waitingRows
 	res *Result
+	// enrolled caches the users enrolled in courses whose members Moodle
+	// refused (read once a run); waitingRows are the staged memberships
+	// found waiting this run.
+	enrolled    map[int64]map[int64]bool
+	waitingRows []int64
+	now         func() time.Time
 	// anchors holds, per course, an object that exists for sure (read by id
 	// or just written): the no-op update that clears the course's group
 	// cache is made on it.
@@ -36,7 +43,8 @@ type anchor struct {
 }
 
 func newLoader(st *store.Store, mc *moodle.Client, opts Options, p *Plan, log logrus.FieldLogger, res *Result) *loader {
-	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun, opts.Progress), res: res, anchors: map[int64]*anchor{}}
+	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun, opts.Progress), res: res, anchors: map[int64]*anchor{},
+		enrolled: map[int64]map[int64]bool{}, now: time.Now}
 	for _, cp := range p.Courses {
 		for _, objs := range [][]*object{cp.staging.groups, cp.staging.groupings} {
 			for _, o := range objs {
@@ -96,6 +104,11 @@ func (l *loader) execute(ctx context.Context) error {
 		{"delete groups", is(ActDelete, "group"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGroup, its) }},
 		{"delete groupings", is(ActDelete, "grouping"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGrouping, its) }},
 	}
+	defer func() {
+		if err := l.recordWaiting(context.WithoutCancel(ctx)); err != nil {
+			l.log.WithError(err).Error("could not record the members waiting for enrolment")
+		}
+	}()
 	for _, p := range phases {
 		if p.run == nil {
 			if err := l.retryPhantoms(ctx); err != nil {
@@ -179,12 +192,8 @@ func (l *loader) repairs(ctx context.Context, items []*Item) error {
 			respectAudit = append(respectAudit, l.audit(it, "respect", it.Reason))
 			l.notice(Notice{CourseID: it.CourseID, Object: it.IDNumber, Message: fmt.Sprintf("%s %s: %s", it.Role, it.CMISID, it.Reason)})
 		case ActWait:
-			l.count(&l.res.NotEnrolled, 1)
-			f := failure(it, moodle.FnAddMembers, "")
-			f.ErrorCode, f.Exception, f.Message = "notenrolled", "cmissync", it.Reason
-			l.mu.Lock()
-			l.res.Failures = append(l.res.Failures, f)
-			l.mu.Unlock()
+			l.wait(it, "")
+			continue
 		}
 		if err != nil {
 			return err

@@ -25,7 +25,9 @@ package load
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -81,6 +83,9 @@ type Options struct {
 	// Offline builds the plan from staging alone, without reading Moodle
 	// (implies DryRun): drift and enrolments are not seen.
 	Offline bool
+	// WaitingAlertAfter is how long a member may wait for enrolment before
+	// the wait is a failure (0: DefaultWaitingAlertAfter).
+	WaitingAlertAfter time.Duration
 	// Progress, when set, is told how far the load is: stage "plan" with
 	// courses planned of all, then stage "write" with writes sent of all
 	// planned. It is called from several goroutines, never at once.
@@ -114,6 +119,9 @@ func (o *Options) defaults() error {
 	if o.Offline {
 		o.DryRun = true
 	}
+	if o.WaitingAlertAfter <= 0 {
+		o.WaitingAlertAfter = DefaultWaitingAlertAfter
+	}
 	return o.Guard.Validate()
 }
 
@@ -136,7 +144,7 @@ func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, 
 			return res, err
 		}
 	}
-	p, err := buildPlan(ctx, st, mc, &opts, si.Has(moodle.FnCoursesByField), log)
+	p, err := buildPlan(ctx, st, mc, &opts, si.Has(moodle.FnCoursesByField), si.Has(moodle.FnUsersByField), log)
 	res.Plan = p
 	if err != nil {
 		return res, err
@@ -176,7 +184,7 @@ func toFields(m map[string]int64) map[string]any {
 
 // buildPlan reads staging and Moodle's state and plans every course, then
 // applies the policies.
-func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, coursesByField bool, log logrus.FieldLogger) (*Plan, error) {
+func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, coursesByField, usersByField bool, log logrus.FieldLogger) (*Plan, error) {
 	p := &Plan{Offline: opts.Offline, Courses: []*CoursePlan{}, Reads: map[string]int{}}
 	courses, err := readStaging(ctx, st, opts.Filter)
 	if err != nil {
@@ -207,17 +215,10 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		p.ownedMembers += cs.ownedMembers
 	}
-	// Members to add need their Moodle user: from the course's enrolments.
-	var need []int64
-	for _, cp := range p.Courses {
-		if len(b.pending[cp.CourseID]) > 0 {
-			need = append(need, cp.CourseID)
-		}
-	}
+	// Members to add need their Moodle user.
 	if !opts.Offline {
-		r := &reader{mc: mc, workers: opts.Concurrency, st: state, userField: opts.UserField}
-		if err := r.enrolments(ctx, need); err != nil {
-			return p, fmt.Errorf("read enrolments: %w", err)
+		if err := b.resolveUsers(ctx, st, mc, usersByField); err != nil {
+			return p, err
 		}
 	}
 	for _, cp := range p.Courses {
@@ -447,6 +448,71 @@ func offlineState(st *moodleState, courses []*courseStaging) {
 			}
 		}
 	}
+}
+
+// resolveUsers finds the Moodle user of every member to add, as cheaply as
+// Moodle allows: from what staging recorded for the same CMIS id, then by
+// core_user_get_users_by_field for the others, many ids per call across
+// courses. Enrolments are read only for courses with members already
+// waiting for enrolment (so that they are not sent to be refused night
+// after night), and for all courses with members to resolve when the
+// service lacks core_user_get_users_by_field.
+func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.Client, usersByField bool) error {
+	known, err := st.KnownUsers(ctx)
+	if err != nil {
+		return err
+	}
+	b.users = known
+	var need []int64
+	unknown := map[string]bool{}
+	for course, ps := range b.pending {
+		waiting, unresolved := false, false
+		for _, p := range ps {
+			waiting = waiting || !p.m.WaitingSince.IsZero()
+			if known[p.m.CMISID] == 0 {
+				unresolved = true
+				unknown[p.m.CMISID] = true
+			}
+		}
+		if waiting || unresolved && !usersByField {
+			need = append(need, course)
+		}
+	}
+	sortInt64(need)
+	r := &reader{mc: mc, workers: b.opts.Concurrency, st: b.state, userField: b.opts.UserField}
+	if err := r.enrolments(ctx, need); err != nil {
+		return fmt.Errorf("read enrolments: %w", err)
+	}
+	if !usersByField || len(unknown) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(unknown))
+	for id := range unknown {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	found, failed, err := r.usersByField(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("look users up by %s: %w", b.opts.UserField, err)
+	}
+	for id, uid := range found {
+		b.users[id] = uid
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	// Lookups Moodle refused: those courses' enrolments decide instead.
+	need = need[:0]
+	for course, ps := range b.pending {
+		for _, p := range ps {
+			if failed[p.m.CMISID] {
+				need = append(need, course)
+				break
+			}
+		}
+	}
+	sortInt64(need)
+	return r.enrolments(ctx, need)
 }
 
 // auditOwnership looks up, for members the plan may find already in their

@@ -66,8 +66,10 @@ type Item struct {
 	Reason   string `json:"reason,omitempty"`
 	// Held is why a policy holds the item back; empty for items that run.
 	Held string `json:"held,omitempty"`
-	// Outcome is filled by the load: done, failed or held.
+	// Outcome is filled by the load: done, failed, held or waiting; Note
+	// says more where the outcome is not the plan's (why a member waits).
 	Outcome string `json:"outcome,omitempty"`
+	Note    string `json:"note,omitempty"`
 
 	obj    *object          // the grouping or group (for members and assignments: the group)
 	parent *object          // an assignment's grouping
@@ -234,8 +236,11 @@ type builder struct {
 	state *moodleState
 	plan  *Plan
 	// pending holds, per course, desired members whose Moodle user is
-	// resolved from the course's enrolments before they become items.
+	// resolved before they become items.
 	pending map[int64][]pendingMember
+	// users maps CMIS ids to Moodle users: from staging, and looked up by
+	// the match field for the others.
+	users map[string]int64
 }
 
 // pendingMember is a member to add (or restore) once its user is known.
@@ -692,16 +697,30 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 	info := b.state.course(cp.CourseID)
 	for _, p := range b.pending[cp.CourseID] {
 		m, o := p.m, p.group
-		if info.enrolErr != nil {
+		var uid int64
+		switch {
+		case info.enrolErr != nil:
 			it := cp.item(memberItem(ActWait, o, m, "could not read the course's enrolments: "+errText(info.enrolErr)))
 			it.UserID = 0
 			continue
-		}
-		uid, ok := info.enrolled[m.CMISID]
-		if !ok {
-			it := cp.item(memberItem(ActWait, o, m, fmt.Sprintf("no user with %s %q is enrolled in the course; added once enrolled", b.opts.UserField, m.CMISID)))
-			it.UserID = 0
-			continue
+		case info.enrolledRead:
+			// The course's enrolments were read (it has members waiting):
+			// they decide.
+			var ok bool
+			if uid, ok = info.enrolled[m.CMISID]; !ok {
+				it := cp.item(memberItem(ActWait, o, m, fmt.Sprintf("no user with %s %q is enrolled in the course; added once enrolled", b.opts.UserField, m.CMISID)))
+				it.UserID = 0
+				continue
+			}
+		default:
+			// Known from staging or looked up by field; whether they are
+			// enrolled, the add finds out (Moodle refuses a member who is
+			// not, and only then is the course's enrolment read).
+			if uid = b.users[m.CMISID]; uid == 0 {
+				it := cp.item(memberItem(ActWait, o, m, fmt.Sprintf("no Moodle user has %s %q; added once the account exists and is enrolled", b.opts.UserField, m.CMISID)))
+				it.UserID = 0
+				continue
+			}
 		}
 		if o.live != nil && b.state.members[o.live.id][uid] {
 			// Already there: cmissync owns it only if it put it there (an

@@ -118,7 +118,11 @@ func (it *Item) Line() string {
 		b.WriteString(" [held: " + it.Held + "]")
 	}
 	if it.Outcome != "" && it.Outcome != "done" && it.Outcome != "sent" {
-		b.WriteString(" [" + it.Outcome + "]")
+		b.WriteString(" [" + it.Outcome)
+		if it.Note != "" {
+			b.WriteString(": " + it.Note)
+		}
+		b.WriteString("]")
 	}
 	return b.String()
 }
@@ -158,7 +162,7 @@ func (p *Plan) WriteItemsAsPlanned(w io.Writer) {
 			if c.Outcome == "held" {
 				c.Held = "" // held by the gate while running, not by the plan
 			}
-			c.Outcome = ""
+			c.Outcome, c.Note = "", ""
 			lines = append(lines, c.Line())
 		}
 		sort.Strings(lines)

@@ -33,6 +33,9 @@ type Result struct {
 	// rest_error_logs.
 	Failures []report.Failure
 	Notices  []Notice
+	// Waiting lists the memberships waiting for their person's enrolment;
+	// they are failures only once they waited longer than allowed.
+	Waiting []WaitingMember
 }
 
 // Map flattens the counts for the runs table and reports.

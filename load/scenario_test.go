@@ -141,6 +141,9 @@ func (w *world) sync(title string, sopts stage.Options, lopts load.Options) {
 	for _, f := range res.Failures {
 		fmt.Fprintf(&w.out, "  failure: course %d %s %s %s: %s\n", f.CourseID, f.GroupIDNumber, f.User, f.ErrorCode, f.Message)
 	}
+	for _, wm := range res.Waiting {
+		fmt.Fprintf(&w.out, "  waiting: %s\n", strings.Replace(wm.Line(), wm.Since.UTC().Format("2006-01-02"), "(date)", 1))
+	}
 	w.moodle()
 }
 
@@ -497,6 +500,7 @@ var scenarios = map[string]func(w *world){
 			w.t.Fatal(err)
 		}
 		w.sync("an unenrolled student is reported, everyone else is added", stage.Options{}, load.Options{})
+		w.sync("still not enrolled: planned as waiting (the course's enrolments are read for known waiters), not sent", stage.Options{}, load.Options{})
 		if err := w.sim.Enrol(w.courses["A"], w.users["s2"]); err != nil {
 			w.t.Fatal(err)
 		}

@@ -2,6 +2,9 @@ package load
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/stage/store"
@@ -46,27 +49,7 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	l.count(&l.res.MembersFound, int64(len(found)))
 
 	adds = l.ready(l.gate.pass(adds))
-	var sent []*Item
-	err := batches(ctx, l.opts.Concurrency, adds, l.mc.Capacity(moodle.VarsPerPair),
-		func(ctx context.Context, b []*Item) (struct{}, error) {
-			// The intent survives a crash after Moodle applied the add: the
-			// next run finds the member there and knows cmissync put them.
-			intent := make([]store.AddedMember, len(b))
-			for i, it := range b {
-				intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
-			}
-			if err := l.st.RecordIntent(ctx, intent); err != nil {
-				return struct{}{}, err
-			}
-			return struct{}{}, l.mc.AddMembers(ctx, pairsOf(b))
-		},
-		func(b []*Item, _ struct{}) error {
-			sent = append(sent, b...)
-			return nil
-		},
-		func(it *Item, err error) error {
-			return l.fail(ctx, it, failure(it, moodle.FnAddMembers, moodle.MembersForm([]moodle.Pair{it.pair()}).String()), err)
-		})
+	sent, err := l.sendAdds(ctx, adds)
 	if err != nil {
 		return err
 	}
@@ -89,6 +72,138 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	}
 	l.count(&l.res.MembersAdded, int64(len(added)))
 	return l.st.RecordMembersAdded(ctx, added, audit)
+}
+
+// sendAdds adds members and returns those Moodle accepted. Whether a member
+// is enrolled is not read beforehand: the add finds out. A refused call is
+// sent again course by course; a course whose members Moodle still refuses
+// has its enrolment read (once a run), its members who are not enrolled
+// wait, and the others are sent again, split until any bad one is alone.
+// So a member who is not enrolled costs a few calls, never a read of every
+// course with members to add.
+func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
+	var mu sync.Mutex
+	var sent, refused []*Item
+	send := func(ctx context.Context, b []*Item) error {
+		// The intent survives a crash after Moodle applied the add: the
+		// next run finds the member there and knows cmissync put them.
+		intent := make([]store.AddedMember, len(b))
+		for i, it := range b {
+			intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
+		}
+		if err := l.st.RecordIntent(ctx, intent); err != nil {
+			return err
+		}
+		return l.mc.AddMembers(ctx, pairsOf(b))
+	}
+	failed := func(it *Item, err error) error {
+		return l.fail(ctx, it, failure(it, moodle.FnAddMembers, moodle.MembersForm([]moodle.Pair{it.pair()}).String()), err)
+	}
+	// First pass: full batches, not split.
+	err := forEach(ctx, l.opts.Concurrency, chunks(adds, l.mc.Capacity(moodle.VarsPerPair)), func(ctx context.Context, b []*Item) error {
+		err := send(ctx, b)
+		switch {
+		case err == nil:
+			mu.Lock()
+			sent = append(sent, b...)
+			mu.Unlock()
+		case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
+			return err
+		case moodle.IsTransient(err):
+			for _, it := range b {
+				if ferr := failed(it, err); ferr != nil {
+					return ferr
+				}
+			}
+		default:
+			mu.Lock()
+			refused = append(refused, b...)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Second pass: what Moodle refused, course by course.
+	byCourse := map[int64][]*Item{}
+	var courses []int64
+	for _, it := range refused {
+		if byCourse[it.CourseID] == nil {
+			courses = append(courses, it.CourseID)
+		}
+		byCourse[it.CourseID] = append(byCourse[it.CourseID], it)
+	}
+	sortInt64(courses)
+	err = forEach(ctx, l.opts.Concurrency, courses, func(ctx context.Context, course int64) error {
+		items := byCourse[course]
+		if len(courses) > 1 {
+			err := send(ctx, items)
+			switch {
+			case err == nil:
+				mu.Lock()
+				sent = append(sent, items...)
+				mu.Unlock()
+				return nil
+			case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
+				return err
+			case moodle.IsTransient(err):
+				for _, it := range items {
+					if ferr := failed(it, err); ferr != nil {
+						return ferr
+					}
+				}
+				return nil
+			}
+		}
+		enrolled, err := l.enrolledIn(ctx, course)
+		if err != nil {
+			if moodle.IsFatal(err) || ctx.Err() != nil {
+				return err
+			}
+			for _, it := range items {
+				if ferr := failed(it, err); ferr != nil {
+					return ferr
+				}
+			}
+			return nil
+		}
+		var rest []*Item
+		for _, it := range items {
+			if !enrolled[it.UserID] {
+				l.wait(it, fmt.Sprintf("%s %q (Moodle user %d) is not enrolled in the course; added once enrolled", l.opts.UserField, it.CMISID, it.UserID))
+				continue
+			}
+			rest = append(rest, it)
+		}
+		return batches(ctx, 1, rest, l.mc.Capacity(moodle.VarsPerPair),
+			func(ctx context.Context, b []*Item) (struct{}, error) { return struct{}{}, send(ctx, b) },
+			func(b []*Item, _ struct{}) error {
+				mu.Lock()
+				sent = append(sent, b...)
+				mu.Unlock()
+				return nil
+			},
+			failed)
+	})
+	return sent, err
+}
+
+// isMoodleError reports an answer from Moodle (or a failure of the
+// transport), as opposed to a failure of cmissync itself (staging).
+func isMoodleError(err error) bool {
+	var me *moodle.Error
+	var te *moodle.TransportError
+	return errors.As(err, &me) || errors.As(err, &te)
+}
+
+// chunks cuts items into slices of at most size.
+func chunks[T any](items []T, size int) [][]T {
+	var out [][]T
+	for start := 0; start < len(items); start += size {
+		out = append(out, items[start:min(start+size, len(items))])
+	}
+	return out
 }
 
 // notVerified reports a write Moodle accepted that reading back does not

@@ -155,10 +155,16 @@ type byID[T any] struct {
 	failed map[int64]error // could not be read
 }
 
+// errNotAnswered is an id a read by id answered without: the request may
+// have lost parameters to PHP's max_input_vars (set moodle.max_input_vars
+// to the site's value). It is not taken for a deletion.
+var errNotAnswered = errors.New("Moodle's answer left this id out (parameters lost to PHP max_input_vars? check moodle.max_input_vars)")
+
 // readByID reads ids in calls of at most capacity ids, workers at a time,
-// splitting refused calls until the ids Moodle refuses are alone. Only a
+// splitting refused calls until the ids Moodle refuses are alone. An id a
+// successful call leaves out of its answer is failed, never gone. Only a
 // fatal error (bad token, missing function) is returned.
-func readByID[T any](ctx context.Context, workers, capacity int, ids []int64, call func(context.Context, []int64) ([]T, error)) (byID[T], error) {
+func readByID[T any](ctx context.Context, workers, capacity int, ids []int64, idOf func(T) int64, call func(context.Context, []int64) ([]T, error)) (byID[T], error) {
 	res := byID[T]{failed: map[int64]error{}}
 	var mu sync.Mutex
 	var split func(ctx context.Context, ids []int64) error
@@ -167,8 +173,17 @@ func readByID[T any](ctx context.Context, workers, capacity int, ids []int64, ca
 		code := moodle.ErrorCode(err)
 		switch {
 		case err == nil:
+			answered := make(map[int64]bool, len(out))
+			for _, x := range out {
+				answered[idOf(x)] = true
+			}
 			mu.Lock()
 			res.found = append(res.found, out...)
+			for _, id := range ids {
+				if !answered[id] {
+					res.failed[id] = errNotAnswered
+				}
+			}
 			mu.Unlock()
 			return nil
 		case moodle.IsFatal(err), ctx.Err() != nil:
@@ -207,7 +222,7 @@ func readByID[T any](ctx context.Context, workers, capacity int, ids []int64, ca
 func (r *reader) readObjects(ctx context.Context, k kind, ids []int64) (byID[*moodleObject], error) {
 	capacity := r.mc.Capacity(moodle.VarsPerReadByID)
 	if k == kindGroup {
-		return readByID(ctx, r.workers, capacity, ids, func(ctx context.Context, ids []int64) ([]*moodleObject, error) {
+		return readByID(ctx, r.workers, capacity, ids, objectID, func(ctx context.Context, ids []int64) ([]*moodleObject, error) {
 			r.st.counted(moodle.FnGetGroups)
 			gs, err := r.mc.GroupsByID(ctx, ids)
 			out := make([]*moodleObject, len(gs))
@@ -218,7 +233,7 @@ func (r *reader) readObjects(ctx context.Context, k kind, ids []int64) (byID[*mo
 		})
 	}
 	// returngroups takes a variable of its own.
-	return readByID(ctx, r.workers, capacity-1, ids, func(ctx context.Context, ids []int64) ([]*moodleObject, error) {
+	return readByID(ctx, r.workers, capacity-1, ids, objectID, func(ctx context.Context, ids []int64) ([]*moodleObject, error) {
 		r.st.counted(moodle.FnGetGroupings)
 		gs, err := r.mc.GroupingsWithGroups(ctx, ids)
 		out := make([]*moodleObject, len(gs))
@@ -235,6 +250,8 @@ func (r *reader) readObjects(ctx context.Context, k kind, ids []int64) (byID[*mo
 		return out, err
 	})
 }
+
+func objectID(o *moodleObject) int64 { return o.id }
 
 // readOwned reads by id every object of the kind whose id staging
 // records (for groupings, with the groups in each); owner maps each id to
@@ -277,14 +294,16 @@ type groupMembers struct {
 
 // membersByID reads the members of groups by id across courses.
 func membersByID(ctx context.Context, mc *moodle.Client, workers int, ids []int64, counted func(string)) (byID[groupMembers], error) {
-	return readByID(ctx, workers, mc.Capacity(moodle.VarsPerReadByID), ids, func(ctx context.Context, ids []int64) ([]groupMembers, error) {
+	return readByID(ctx, workers, mc.Capacity(moodle.VarsPerReadByID), ids, func(g groupMembers) int64 { return g.id }, func(ctx context.Context, ids []int64) ([]groupMembers, error) {
 		if counted != nil {
 			counted(moodle.FnGroupMembers)
 		}
 		m, err := mc.MembersOf(ctx, ids)
 		out := make([]groupMembers, 0, len(m))
 		for _, id := range ids {
-			out = append(out, groupMembers{id, m[id]})
+			if users, ok := m[id]; ok {
+				out = append(out, groupMembers{id, users})
+			}
 		}
 		return out, err
 	})
@@ -483,6 +502,62 @@ func (r *reader) enrolments(ctx context.Context, courses []int64) error {
 		return nil
 	})
 }
+
+// usersByField looks users up by the match field, as many values per call
+// as max_input_vars allows, and maps each value found to its user. A value
+// not found in a large call is looked up again in small ones: a call that
+// lost parameters to PHP's max_input_vars answers without them, which must
+// not make a person unknown. Values of a call Moodle refused (e.g. one that
+// is not a valid username) are returned in failed, for the caller to
+// resolve another way.
+func (r *reader) usersByField(ctx context.Context, values []string) (found map[string]int64, failed map[string]bool, err error) {
+	found, failed = map[string]int64{}, map[string]bool{}
+	var mu sync.Mutex
+	lookup := func(ctx context.Context, vs []string) error {
+		r.st.counted(moodle.FnUsersByField)
+		users, err := r.mc.UsersByField(ctx, r.userField, vs)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if moodle.IsFatal(err) || ctx.Err() != nil {
+				return err
+			}
+			for _, v := range vs {
+				failed[v] = true
+			}
+			return nil
+		}
+		for _, u := range users {
+			if v := u.Field(r.userField); v != "" {
+				found[v] = u.ID
+			}
+		}
+		return nil
+	}
+	in := func(values []string, size int) [][]string {
+		var out [][]string
+		for start := 0; start < len(values); start += size {
+			out = append(out, values[start:min(start+size, len(values))])
+		}
+		return out
+	}
+	// The field takes a variable of its own.
+	if err := forEach(ctx, r.workers, in(values, r.mc.Capacity(moodle.VarsPerReadByID)-1), lookup); err != nil || len(values) <= confirmBatch {
+		return found, failed, err
+	}
+	var again []string
+	for _, v := range values {
+		if found[v] == 0 && !failed[v] {
+			again = append(again, v)
+		}
+	}
+	err = forEach(ctx, r.workers, in(again, confirmBatch), lookup)
+	return found, failed, err
+}
+
+// confirmBatch is the size of the small calls that confirm a person is
+// not in Moodle: far below any max_input_vars a site runs with.
+const confirmBatch = 10
 
 func (r *reader) setEnrolled(course int64, users []moodle.User) {
 	m := make(map[string]int64, len(users))

@@ -382,22 +382,30 @@ func diffLines(a, b map[int64][]string) int {
 func TestUnenrolledMembersAreReportedThenAdded(t *testing.T) {
 	h := newHarness(t, store.EngineSQLite, 1)
 	_, handmade := h.actual()
-	h.mustRun(exitPartial, "run")
+	// A student not enrolled waits: reported when first seen, not a
+	// failure (exit 0), everyone else added.
+	h.mustRun(exitOK, "run")
 	h.assertMoodleMatchesCMIS(handmade) // expected() only counts enrolled users
 	reports, _ := filepath.Glob(filepath.Join(h.dir, "reports", "*.eml"))
 	if len(reports) != 1 {
 		t.Fatalf("want one report kept on disk, have %v", reports)
 	}
 	raw, _ := os.ReadFile(reports[0])
-	if !bytes.Contains(raw, []byte("notenrolled")) || bytes.Contains(raw, []byte(testToken)) {
-		t.Fatalf("report lacks the failure or leaks the token:\n%s", raw)
+	student := h.data.Members[0][2]
+	if !bytes.Contains(raw, []byte("wait")) || !bytes.Contains(raw, []byte(student)) || bytes.Contains(raw, []byte(testToken)) {
+		t.Fatalf("report lacks the waiting student or leaks the token:\n%s", raw)
 	}
-	rest, err := h.st.RestErrors(context.Background(), "")
-	if err != nil || len(rest) == 0 {
-		t.Fatalf("rest_error_logs: %d rows, %v", len(rest), err)
+	// The next night, nobody new waits: no new report, still exit 0.
+	os.RemoveAll(filepath.Join(h.dir, "reports"))
+	h.mustRun(exitOK, "run")
+	if again, _ := filepath.Glob(filepath.Join(h.dir, "reports", "*.eml")); len(again) != 0 {
+		t.Fatalf("the same waiting list sent a report again: %v", again)
+	}
+	var waiting int
+	if err := h.st.DB().QueryRow(`SELECT COUNT(*) FROM cmis_groupmembers WHERE waiting_since IS NOT NULL AND waiting_runs = 2`).Scan(&waiting); err != nil || waiting == 0 {
+		t.Fatalf("waiting members not counted over runs: %d, %v", waiting, err)
 	}
 	// Enrol the student everywhere they are expected: the next run adds them.
-	student := h.data.Members[0][2]
 	var uid int
 	for id, idn := range h.userIDN {
 		if idn == student {

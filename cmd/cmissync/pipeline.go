@@ -285,8 +285,12 @@ type stepResult struct {
 	failures []report.Failure
 	advice   []string
 	// held lists what a policy held back; notices what is worth knowing
-	// though nothing failed.
-	held, notices []string
+	// though nothing failed; waiting the members who started waiting for
+	// enrolment, with the summary of the list.
+	held, notices, waiting []string
+	// summaryLine is the waiting list's summary when nobody new waits: it
+	// rides along in a report sent for another reason.
+	summaryLine string
 }
 
 // step runs one step, records it in cmissync_runs and emails a report when
@@ -325,7 +329,7 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 	// A report goes out for failures, and for deletions held back or
 	// things done by hand repaired (a group recreated, a course retired):
 	// support must hear of those though nothing failed.
-	if (outcome != store.OutcomeOK || len(res.held) > 0 || len(res.notices) > 0) && !errors.Is(err, context.Canceled) {
+	if (outcome != store.OutcomeOK || len(res.held) > 0 || len(res.notices) > 0 || len(res.waiting) > 0) && !errors.Is(err, context.Canceled) {
 		p.sendReport(ctx, name, started, outcome, message, res)
 	}
 	if err != nil {
@@ -343,7 +347,13 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 func (p *pipeline) sendReport(ctx context.Context, step string, started time.Time, outcome, message string, res stepResult) {
 	r := report.Report{
 		Site: p.cfg.Site.Name, RunID: p.runID, Step: step, Started: started, Finished: time.Now(),
-		Summary: res.summary, Failures: res.failures, Advice: res.advice, Held: res.held, Notices: res.notices,
+		Summary: res.summary, Failures: res.failures, Advice: res.advice, Held: res.held,
+		// Until reports have a section of their own for it, the waiting
+		// list rides with the notices.
+		Notices: append(append([]string(nil), res.notices...), res.waiting...),
+	}
+	if res.summaryLine != "" {
+		r.Notices = append(r.Notices, res.summaryLine)
 	}
 	if outcome == store.OutcomeFailed || outcome == store.OutcomeHeld {
 		r.Fatal = message
@@ -546,6 +556,19 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	}
 	for _, n := range res.Notices {
 		out.notices = append(out.notices, fmt.Sprintf("course %d %s: %s", n.CourseID, n.Object, n.Message))
+	}
+	// Members waiting for enrolment: listed when they start waiting, then
+	// only counted; a report goes out for new ones, not for the same list
+	// every night.
+	for _, w := range res.Waiting {
+		if w.New {
+			out.waiting = append(out.waiting, "waiting: "+w.Line())
+		}
+	}
+	if len(out.waiting) > 0 {
+		out.waiting = append(out.waiting, load.WaitingSummary(res.Waiting))
+	} else if s := load.WaitingSummary(res.Waiting); s != "" {
+		out.summaryLine = s
 	}
 	p.lastLoad = res
 	var hold *load.HoldError

@@ -151,7 +151,7 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, owned = ?, toadd = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
+		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, owned = ?, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Values of mapped_modules.group_import and mapping_action.
@@ -158,6 +159,10 @@ type MemberRow struct {
 	// RemovedInMoodle: someone removed the member in Moodle by hand and
 	// load.on_member_removed = respect keeps it that way.
 	RemovedInMoodle bool
+	// WaitingSince is when the member was first found not enrolled in the
+	// course (zero: not waiting); WaitingRuns counts the loads since.
+	WaitingSince time.Time
+	WaitingRuns  int
 }
 
 // Why stage flagged a staged row todelete. Only ReasonCMIS and the explicit
@@ -233,7 +238,7 @@ var groupingCols = groupingColsOf("")
 
 const (
 	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked, delete_reason, adopted`
-	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked, delete_reason, removed_in_moodle`
+	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked, delete_reason, removed_in_moodle, waiting_since, waiting_runs`
 )
 
 func scanGrouping(r *sql.Rows) (GroupingRow, error) {
@@ -250,7 +255,12 @@ func scanGroup(r *sql.Rows) (GroupRow, error) {
 
 func scanMember(r *sql.Rows) (MemberRow, error) {
 	var m MemberRow
-	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle)
+	var since sql.NullTime
+	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle,
+		&since, &m.WaitingRuns)
+	if since.Valid {
+		m.WaitingSince = since.Time
+	}
 	return m, err
 }
 
