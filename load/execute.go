@@ -100,7 +100,7 @@ func (l *loader) execute(ctx context.Context) error {
 		{"assign groups to groupings", is(ActAssign, ""), l.assign},
 		{"add members", func(it *Item) bool { return it.Action == ActAdd || it.Action == ActRecord && it.Object == "member" }, l.addMembers},
 		{"remove members", is(ActRemove, ""), l.removeMembers},
-		{"give back adopted groups and groupings", is(ActGiveBack, ""), l.giveBack},
+		{"give back adopted groups and groupings, archive groups", func(it *Item) bool { return it.Action == ActGiveBack || it.Action == ActArchive }, l.giveBack},
 		{"delete groups", is(ActDelete, "group"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGroup, its) }},
 		{"delete groupings", is(ActDelete, "grouping"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGrouping, its) }},
 	}
@@ -140,7 +140,7 @@ func repair(it *Item) bool {
 	switch it.Action {
 	case ActRecord:
 		return it.Object != "member"
-	case ActKeepName, ActForget, ActPark, ActRetire, ActRespect, ActWait:
+	case ActKeepName, ActForget, ActPark, ActRetire, ActRespect, ActWait, ActFreeze, ActThaw:
 		return true
 	}
 	return false
@@ -170,6 +170,13 @@ func (l *loader) repairs(ctx context.Context, items []*Item) error {
 			if it.Reason != reasonSameName {
 				l.notice(Notice{CourseID: it.CourseID, Object: it.IDNumber, Message: fmt.Sprintf("%s %q (id %d): %s", o.kind, it.Name, o.live.id, it.Reason)})
 			}
+		case ActFreeze, ActThaw:
+			reason := ""
+			if it.Action == ActFreeze {
+				reason = it.Reason
+			}
+			err = l.st.SetFrozen(ctx, it.CourseID, reason, []store.AuditEntry{l.audit(it, it.Action, it.Reason)})
+			l.notice(Notice{CourseID: it.CourseID, Message: fmt.Sprintf("course %d %s: %s", it.CourseID, map[string]string{ActFreeze: "is frozen", ActThaw: "thawed"}[it.Action], it.Reason)})
 		case ActKeepName:
 			err = l.st.SetRenameFlag(ctx, o.kind.table(), o.row, false, moodleName(o.live.name))
 			l.notice(Notice{CourseID: it.CourseID, Object: it.IDNumber, Message: fmt.Sprintf("%s %q: %s", o.kind, it.Name, it.Reason)})

@@ -49,6 +49,13 @@ const (
 	RenamedKeep    = "keep"    // keep Moodle's name (default)
 	RenamedRestore = "restore" // set cmissync's name again
 
+	// OnGroupRemoved: a group cmissync owns is no longer in CMIS.
+	GroupDelete  = "delete"  // delete it, with its memberships (default)
+	GroupArchive = "archive" // keep it with its id and members, renamed, no longer managed
+
+	// DefaultArchiveSuffix is added to the name of a group archived.
+	DefaultArchiveSuffix = " (archived)"
+
 	// OnMemberRemoved: a member cmissync added was removed in Moodle.
 	MemberRestore = "restore" // add them back (default)
 	MemberRespect = "respect" // record the removal and leave them out
@@ -66,7 +73,10 @@ type Options struct {
 	// ParkAfter parks an item after this many permanent failures (0: never).
 	ParkAfter int
 	// Policies (see the constants); empty means the default.
-	OnNameClash, OnDeleted, OnRenamed, OnMemberRemoved string
+	OnNameClash, OnDeleted, OnRenamed, OnMemberRemoved, OnGroupRemoved string
+	// ArchiveSuffix is added to the name of a group archived (empty:
+	// DefaultArchiveSuffix).
+	ArchiveSuffix string
 	// RemoveUnseenMembers extends removal to every member of an owned group
 	// that CMIS does not list, including members added by hand (the old
 	// tool's removeMoodleGroupMembersNotSeenInCMIS).
@@ -75,6 +85,14 @@ type Options struct {
 	// lets them through.
 	Guard          Guard
 	ApproveDeletes bool
+	// RemoveAfterRuns: a membership, group or grouping absent from CMIS is
+	// removed only once it has been absent from this many consecutive
+	// complete extracts (0 or 1: the first).
+	RemoveAfterRuns int
+	// FrozenCourses get no writes (load.frozen_courses); a course in
+	// Unfreeze (named on the command line) is written to all the same.
+	FrozenCourses []int64
+	Unfreeze      []int64
 	// NoDeletes holds every deletion back with this reason (e.g. an
 	// earlier step of the run failed); empty: deletions follow the plan.
 	NoDeletes string
@@ -108,6 +126,7 @@ func (o *Options) defaults() error {
 		{"on_deleted", &o.OnDeleted, []string{DeletedRecreate, DeletedForget}},
 		{"on_renamed", &o.OnRenamed, []string{RenamedKeep, RenamedRestore}},
 		{"on_member_removed", &o.OnMemberRemoved, []string{MemberRestore, MemberRespect}},
+		{"on_group_removed", &o.OnGroupRemoved, []string{GroupDelete, GroupArchive}},
 	} {
 		if *p.v == "" {
 			*p.v = p.want[0]
@@ -118,6 +137,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Offline {
 		o.DryRun = true
+	}
+	if o.ArchiveSuffix == "" {
+		o.ArchiveSuffix = DefaultArchiveSuffix
 	}
 	if o.WaitingAlertAfter <= 0 {
 		o.WaitingAlertAfter = DefaultWaitingAlertAfter
@@ -190,6 +212,10 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 	if err != nil {
 		return p, err
 	}
+	frozen, courses, thawed, err := freeze(ctx, st, opts, courses)
+	if err != nil {
+		return p, err
+	}
 	if p.refused, err = st.RefusedKeys(ctx); err != nil {
 		return p, err
 	}
@@ -203,8 +229,13 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 	}
 	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}}
+	p.Courses = append(p.Courses, frozen...)
 	for i, cs := range courses {
-		p.Courses = append(p.Courses, b.course(cs))
+		cp := b.course(cs)
+		if thawed[cs.id] {
+			cp.item(&Item{Action: ActThaw, Object: "course", Reason: "no longer frozen: kept in step again"})
+		}
+		p.Courses = append(p.Courses, cp)
 		if opts.Progress != nil && (i%100 == 99 || i == len(courses)-1) {
 			opts.Progress("plan", i+1, len(courses))
 		}
@@ -231,8 +262,10 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		b.resolve(cp, audit)
 	}
+	sort.Slice(p.Courses, func(i, j int) bool { return p.Courses[i].CourseID < p.Courses[j].CourseID })
 	p.Reads = state.reads
 	p.applyEvidence()
+	p.applyRemoveAfter(opts.RemoveAfterRuns)
 	if opts.NoDeletes != "" {
 		p.holdAllDeletions(opts.NoDeletes)
 	}
@@ -367,6 +400,8 @@ func needsListing(st *moodleState, cs *courseStaging, opts *Options) bool {
 			case o.parked:
 			case o.toAdd, o.toRename:
 				return true
+			case o.toDelete && kind(k) == kindGroup && opts.OnGroupRemoved == GroupArchive:
+				return true // the archived name is checked
 			case o.moodleID != 0 && st.objects[k][o.moodleID] == nil && !o.toDelete:
 				return true // to recreate, or found under another id
 			case o.moodleID != 0 && opts.OnRenamed == RenamedRestore && o.moodleName != "":

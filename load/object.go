@@ -48,6 +48,8 @@ type object struct {
 	assigned                                   bool // a group: staging recorded it in its grouping
 	toAdd, toDelete, toRename, parked, adopted bool
 	deleteReason                               string
+	// absentRuns counts the complete extracts it has been absent from.
+	absentRuns int
 
 	// Filled while planning.
 	live      *moodleObject // Moodle's object, confirmed by a read by id or a write
@@ -68,13 +70,13 @@ type objectKey struct {
 func groupingOf(r store.GroupingRow) *object {
 	return &object{kind: kindGrouping, row: r.ID, course: r.CourseID, module: r.ModuleCode, idnumber: r.IDNumber, name: r.Name,
 		moodleName: r.MoodleName, moodleID: r.MoodleID, toAdd: r.ToAdd, toDelete: r.ToDelete, toRename: r.ToRename,
-		parked: r.Parked, adopted: r.Adopted, deleteReason: r.DeleteReason}
+		parked: r.Parked, adopted: r.Adopted, deleteReason: r.DeleteReason, absentRuns: r.AbsentRuns}
 }
 
 func groupOf(r store.GroupRow) *object {
 	return &object{kind: kindGroup, row: r.ID, course: r.CourseID, module: r.ModuleCode, group: r.GroupCode, idnumber: r.IDNumber,
 		name: r.Name, moodleName: r.MoodleName, moodleID: r.MoodleID, assigned: r.Assigned, toAdd: r.ToAdd, toDelete: r.ToDelete,
-		toRename: r.ToRename, parked: r.Parked, adopted: r.Adopted, deleteReason: r.DeleteReason}
+		toRename: r.ToRename, parked: r.Parked, adopted: r.Adopted, deleteReason: r.DeleteReason, absentRuns: r.AbsentRuns}
 }
 
 // courseStaging is what staging records for one course.

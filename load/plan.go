@@ -96,6 +96,7 @@ const (
 	ActAdd      = "add"       // a member
 	ActRemove   = "remove"    // a member
 	ActGiveBack = "give-back" // an adopted group or grouping is handed back
+	ActArchive  = "archive"   // a group no longer in CMIS is kept, renamed, and no longer managed
 	ActDelete   = "delete"    // a grouping or group
 
 	ActRecord   = "record"          // found in Moodle as wanted: recorded (a crash, a member already there)
@@ -104,13 +105,15 @@ const (
 	ActForget   = "forget"          // already gone from Moodle
 	ActPark     = "park"            // deleted in Moodle by hand; not recreated until `cmissync retry`
 	ActRetire   = "retire"          // the course was deleted in Moodle
+	ActFreeze   = "freeze"          // the course is frozen: no writes until it thaws
+	ActThaw     = "thaw"            // the course is no longer frozen
 	ActWait     = "wait"            // a member not enrolled in the course yet
 )
 
 // writes reports whether the action writes to Moodle.
 func writes(action string) bool {
 	switch action {
-	case ActCreate, ActAdopt, ActRename, ActAssign, ActAdd, ActRemove, ActGiveBack, ActDelete:
+	case ActCreate, ActAdopt, ActRename, ActAssign, ActAdd, ActRemove, ActGiveBack, ActArchive, ActDelete:
 		return true
 	}
 	return false
@@ -119,7 +122,7 @@ func writes(action string) bool {
 // deletes reports whether the item removes something from Moodle, or hands
 // it back: such items need evidence and pass the deletion policies.
 func (it *Item) deletes() bool {
-	return it.Action == ActDelete || it.Action == ActRemove || it.Action == ActGiveBack
+	return it.Action == ActDelete || it.Action == ActRemove || it.Action == ActGiveBack || it.Action == ActArchive
 }
 
 // evidenceNotInCMIS is the evidence of a removal by
@@ -162,7 +165,7 @@ func (c *PlanCounts) count(it *Item) {
 		c.AddMembers++
 	case it.Action == ActRemove:
 		c.RemoveMembers++
-	case it.Action == ActGiveBack:
+	case it.Action == ActGiveBack, it.Action == ActArchive:
 		c.GiveBack++
 	case it.Action == ActDelete && it.Object == "grouping":
 		c.DeleteGroupings++
@@ -451,6 +454,16 @@ func (b *builder) existing(cp *CoursePlan, o *object, names *nameSet) {
 			it.evidence = o.deleteReason
 			return
 		}
+		if o.kind == kindGroup && b.opts.OnGroupRemoved == GroupArchive {
+			name := moodleName(live.name) + b.opts.ArchiveSuffix
+			for i := 2; names.takenByOther(name, live.id); i++ {
+				name = fmt.Sprintf("%s%s %d", moodleName(live.name), b.opts.ArchiveSuffix, i)
+			}
+			names.use(name)
+			it := cp.item(objectItem(ActArchive, o, deleteWhy(o.deleteReason)+": archived (load.on_group_removed = archive): kept with its id and members, renamed, out of cmissync's grouping, no longer managed"))
+			it.From, it.Name, it.evidence = moodleName(live.name), name, o.deleteReason
+			return
+		}
 		it := cp.item(objectItem(ActDelete, o, deleteWhy(o.deleteReason)))
 		it.evidence = o.deleteReason
 		if o.kind == kindGroup {
@@ -499,6 +512,10 @@ func (b *builder) existing(cp *CoursePlan, o *object, names *nameSet) {
 		cp.item(objectItem(ActRecord, o, reasonSameName))
 	}
 }
+
+// reasonGivenBack removes the members cmissync added to a group it gives
+// back: they go when the group does.
+const reasonGivenBack = "the group is given back: cmissync removes the members it added"
 
 // reasonSameName records a name Moodle already has; it is not news.
 const reasonSameName = "Moodle already has the wanted name"
@@ -571,7 +588,7 @@ func (b *builder) members(cp *CoursePlan) {
 		givenBack := o.live != nil && o.toDelete && o.adopted
 		switch {
 		case o.live != nil && o.toDelete && !givenBack:
-			continue // its members go with it
+			continue // its members go with it (deleted), or stay with it (archived)
 		case o.live == nil && o.createdAs == "" && !cp.willExist(o):
 			continue // not in Moodle and not created: nothing to do yet
 		}
@@ -622,7 +639,7 @@ func (b *builder) member(cp *CoursePlan, o *object, m *store.MemberRow, current,
 		}
 		reason, evidence := deleteWhy(m.DeleteReason), m.DeleteReason
 		if givenBack {
-			reason, evidence = "the group is given back: cmissync removes the members it added", o.deleteReason
+			reason, evidence = reasonGivenBack, o.deleteReason
 		}
 		it := cp.item(memberItem(ActRemove, o, m, reason))
 		it.evidence, it.weightMembers = evidence, 1
@@ -756,7 +773,7 @@ type auditKey struct {
 func (b *builder) groupingDeletions(cp *CoursePlan) {
 	var groupDeletes []*Item
 	for _, it := range cp.Items {
-		if it.Action == ActDelete && it.Object == "group" || it.Action == ActGiveBack && it.Object == "group" {
+		if it.Object == "group" && (it.Action == ActDelete || it.Action == ActGiveBack || it.Action == ActArchive) {
 			groupDeletes = append(groupDeletes, it)
 		}
 	}

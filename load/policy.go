@@ -143,6 +143,34 @@ func (ix *refusalIndex) protects(it *Item) string {
 	return ""
 }
 
+// applyRemoveAfter holds the deletions of what has not yet been absent
+// from n consecutive complete extracts (load.remove_after_runs), so that one
+// night's glitch in CMIS removes nobody. Only absence from CMIS waits: an
+// RMV mapping, a mapping removed and load.remove_members_not_in_cmis do not.
+func (p *Plan) applyRemoveAfter(n int) {
+	if n <= 1 {
+		return
+	}
+	for _, cp := range p.Courses {
+		for _, it := range append([]*Item(nil), cp.Items...) {
+			if !it.deletes() || it.evidence != store.ReasonCMIS {
+				continue
+			}
+			absent := 0
+			switch {
+			case it.member != nil && it.Action == ActRemove && it.Reason != reasonGivenBack:
+				absent = it.member.AbsentRuns
+			case it.obj != nil:
+				absent = it.obj.absentRuns
+			}
+			if absent < n {
+				cp.hold(it, fmt.Sprintf("absent from %d of the %d complete extracts it must be absent from (load.remove_after_runs = %d)", absent, n, n))
+			}
+		}
+		p.holdDependents(cp)
+	}
+}
+
 // Guard is the mass-change safety rail: a load that would delete more of
 // what cmissync owns than these limits holds all those deletions back
 // (exit 4, reported) until an operator approves them. Deletions an RMV

@@ -106,7 +106,7 @@ func (it *Item) Line() string {
 		default:
 			fmt.Fprintf(&b, " Moodle user %d", it.UserID)
 		}
-	case it.Action == ActRename:
+	case it.Action == ActRename || it.Action == ActArchive:
 		fmt.Fprintf(&b, " %q -> %q", it.From, it.Name)
 	case it.Name != "":
 		fmt.Fprintf(&b, " %q", it.Name)

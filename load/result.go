@@ -27,7 +27,7 @@ type Result struct {
 
 	GroupingsCreated, GroupsCreated, Recreated, Adopted, Renamed, Assigned int64
 	MembersAdded, MembersFound, MembersRemoved                             int64
-	GroupsDeleted, GroupingsDeleted, GivenBack                             int64
+	GroupsDeleted, GroupingsDeleted, GivenBack, Archived                   int64
 	Found, CoursesRetired, NotEnrolled, Parked, Held                       int64
 	// Failures use the reports' shape, from load to the email and to
 	// rest_error_logs.
@@ -44,7 +44,7 @@ func (r *Result) Map() map[string]int64 {
 		"groupings_created": r.GroupingsCreated, "groups_created": r.GroupsCreated, "recreated": r.Recreated,
 		"adopted": r.Adopted, "renamed": r.Renamed, "assigned": r.Assigned,
 		"members_added": r.MembersAdded, "members_found": r.MembersFound, "members_removed": r.MembersRemoved,
-		"groups_deleted": r.GroupsDeleted, "groupings_deleted": r.GroupingsDeleted, "given_back": r.GivenBack,
+		"groups_deleted": r.GroupsDeleted, "groupings_deleted": r.GroupingsDeleted, "given_back": r.GivenBack, "archived": r.Archived,
 		"found": r.Found, "courses_retired": r.CoursesRetired, "not_enrolled_memberships": r.NotEnrolled,
 		"parked": r.Parked, "held": r.Held, "failures": int64(len(r.Failures)),
 	}
@@ -53,7 +53,7 @@ func (r *Result) Map() map[string]int64 {
 // Writes is the number of changes made in Moodle.
 func (r *Result) Writes() int64 {
 	return r.GroupingsCreated + r.GroupsCreated + r.Adopted + r.Renamed + r.Assigned + r.MembersAdded +
-		r.MembersRemoved + r.GroupsDeleted + r.GroupingsDeleted + r.GivenBack
+		r.MembersRemoved + r.GroupsDeleted + r.GroupingsDeleted + r.GivenBack + r.Archived
 }
 
 // failure is the report row of an item.

@@ -37,6 +37,8 @@ type world struct {
 	concurrency int
 	// deleted lists courses the scenario deleted in Moodle.
 	deleted []int
+	// syncs counts the extracts, each a run of its own.
+	syncs int
 }
 
 func newWorld(t *testing.T, engine string, courses ...string) *world {
@@ -89,7 +91,8 @@ func (w *world) mapping(course, module, groupImport, mappingAction string) {
 func (w *world) sync(title string, sopts stage.Options, lopts load.Options) {
 	w.t.Helper()
 	ctx := context.Background()
-	gen, err := w.st.BeginExtract(ctx, "s")
+	w.syncs++
+	gen, err := w.st.BeginExtract(ctx, fmt.Sprintf("s%d", w.syncs))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -183,7 +186,7 @@ func (w *world) assertPlanIsWhatHappened(dry, done *load.Plan, before, after moo
 
 func writesToMoodle(it *load.Item) bool {
 	switch it.Action {
-	case load.ActCreate, load.ActAdopt, load.ActRename, load.ActAssign, load.ActAdd, load.ActRemove, load.ActGiveBack, load.ActDelete:
+	case load.ActCreate, load.ActAdopt, load.ActRename, load.ActAssign, load.ActAdd, load.ActRemove, load.ActGiveBack, load.ActArchive, load.ActDelete:
 		return true
 	}
 	return false
@@ -199,7 +202,11 @@ func (w *world) changeKey(it *load.Item) string {
 		}
 		return fmt.Sprintf("%d %s member %s %s", it.CourseID, it.Action, it.IDNumber, who)
 	case "group", "grouping":
-		return fmt.Sprintf("%d %s %s %s", it.CourseID, it.Action, it.Object, it.IDNumber)
+		action := it.Action
+		if action == load.ActArchive {
+			action = load.ActGiveBack // both clear cmissync's idnumber
+		}
+		return fmt.Sprintf("%d %s %s %s", it.CourseID, action, it.Object, it.IDNumber)
 	}
 	return fmt.Sprintf("%d %s %s", it.CourseID, it.Action, it.Object)
 }
@@ -656,6 +663,47 @@ var scenarios = map[string]func(w *world){
 		w.mapping("B", "COMP1001", "ADD", "ADD")
 		w.sync("first sync", stage.Options{}, load.Options{})
 		w.sync("nothing left to do", stage.Options{}, load.Options{})
+	},
+	"group_removed_archived": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.cmis("COMP1001", "SEM02", "s3")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		archive := load.Options{OnGroupRemoved: load.GroupArchive}
+		w.sync("first sync", stage.Options{}, archive)
+		w.dropGroup("COMP1001", "SEM01")
+		w.sync("with on_group_removed=archive a group gone from CMIS is kept with its id and members, renamed, no longer managed", stage.Options{}, archive)
+		w.sync("and left alone afterwards", stage.Options{}, archive)
+	},
+	"remove_after_runs": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.cmis("COMP1001", "SEM02", "s3")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		after3 := load.Options{RemoveAfterRuns: 3}
+		w.sync("first sync", stage.Options{}, after3)
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.dropGroup("COMP1001", "SEM02")
+		w.sync("a student and a group leave CMIS: pending, absent from 1 of 3 extracts", stage.Options{}, after3)
+		w.sync("absent from 2 of 3", stage.Options{}, after3)
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.sync("the student is back before the third absence: nothing removed, the count starts again; the group, absent a third time, goes", stage.Options{}, after3)
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.sync("the student is gone again: 1 of 3", stage.Options{}, after3)
+		w.sync("2 of 3", stage.Options{}, after3)
+		w.sync("3 of 3: removed", stage.Options{}, after3)
+	},
+	"frozen_course": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.mapping("B", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		frozen := load.Options{FrozenCourses: []int64{int64(w.courses["B"])}}
+		w.cmis("COMP1001", "SEM01", "s2")
+		w.sync("course B frozen: reported once, nothing in it changes", stage.Options{}, frozen)
+		w.sync("still frozen: no report, no change", stage.Options{}, frozen)
+		w.sync("named with --course, a frozen course is written to all the same", stage.Options{Filter: store.Filter{Courses: []int64{int64(w.courses["B"])}}},
+			load.Options{FrozenCourses: []int64{int64(w.courses["B"])}, Unfreeze: []int64{int64(w.courses["B"])}})
+		w.cmis("COMP1001", "SEM01", "s3")
+		w.sync("thawed: reported, and in step again", stage.Options{}, load.Options{})
 	},
 	"mass_change_guard": func(w *world) {
 		var people []string

@@ -375,9 +375,11 @@ func (l *loader) ready(items []*Item) []*Item {
 	return out
 }
 
-// giveBack hands adopted objects back: cmissync's idnumber is cleared and a
-// group is taken out of cmissync's grouping; name, description and the
-// members cmissync did not add stay. Staging forgets them.
+// giveBack hands adopted objects back and archives groups: cmissync's
+// idnumber is cleared and a group is taken out of cmissync's grouping. A
+// group given back keeps its name, description and the members cmissync
+// did not add (those it added were removed before); an archived group is
+// renamed and keeps all its members. Staging forgets both.
 func (l *loader) giveBack(ctx context.Context, items []*Item) error {
 	for _, it := range l.gate.pass(items) {
 		o := it.obj
@@ -396,12 +398,12 @@ func (l *loader) giveBack(ctx context.Context, items []*Item) error {
 			if moodle.IsFatal(err) || ctx.Err() != nil {
 				return err
 			}
-			if err := l.fail(ctx, it, failure(it, function(o.kind, ActGiveBack), ""), err); err != nil {
+			if err := l.fail(ctx, it, failure(it, function(o.kind, it.Action), ""), err); err != nil {
 				return err
 			}
 			continue
 		}
-		audit := []store.AuditEntry{l.audit(it, "give-back", it.Reason)}
+		audit := []store.AuditEntry{l.audit(it, it.Action, it.Reason)}
 		if o.kind == kindGroup {
 			err = l.st.DropGroups(ctx, []store.GroupRow{{ID: o.row, CourseID: o.course, ModuleCode: o.module, GroupCode: o.group}}, audit)
 		} else {
@@ -411,9 +413,20 @@ func (l *loader) giveBack(ctx context.Context, items []*Item) error {
 			return err
 		}
 		it.Outcome = "done"
-		l.count(&l.res.GivenBack, 1)
-		l.notice(Notice{CourseID: it.CourseID, Object: it.IDNumber, Message: fmt.Sprintf("%s %q (id %d) %s", o.kind, it.Name, o.live.id,
-			"was adopted and is no longer in CMIS: given back (cmissync's idnumber cleared, out of cmissync's grouping, the members cmissync added removed; its name, description and other members stay)")})
+		what := "was adopted and is no longer in CMIS: given back (cmissync's idnumber cleared, out of cmissync's grouping, the members cmissync added removed; its name, description and other members stay)"
+		if it.Action == ActArchive {
+			what = fmt.Sprintf("is no longer in CMIS: archived as %q with its id and all its members, out of cmissync's grouping; cmissync no longer manages it", it.Name)
+		}
+		name := it.Name
+		if it.From != "" {
+			name = it.From
+		}
+		if it.Action == ActArchive {
+			l.count(&l.res.Archived, 1)
+		} else {
+			l.count(&l.res.GivenBack, 1)
+		}
+		l.notice(Notice{CourseID: it.CourseID, Object: it.IDNumber, Message: fmt.Sprintf("%s %q (id %d) %s", o.kind, name, o.live.id, what)})
 	}
 	return nil
 }

@@ -136,7 +136,11 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 				"If every mapping was really removed, approve with --approve-deletes; otherwise restore mapped_modules"}
 		}
 	}
-	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges()}
+	dump, err := st.DumpRun(ctx)
+	if err != nil {
+		return res, err
+	}
+	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges(), dump: dump}
 
 	// Groupings.
 	dg, err := st.DesiredGroupings(ctx, opts.Filter)
@@ -157,7 +161,7 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupingRow) error {
-			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Groupings)
+			return w.gone(store.TableGroupings, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, s.AbsentDump, maps.reason(s.CourseID, s.ModuleCode), &res.Groupings)
 		},
 		func(d, s store.GroupingRow) error {
 			name := render(opts.Templates.GroupingName, d.ModuleCode, d.ModuleName, "", "")
@@ -188,7 +192,7 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 			return w.maybeFlush()
 		},
 		func(s store.GroupRow) error {
-			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Groups)
+			return w.gone(store.TableGroups, s.ID, s.MoodleID, s.ToAdd, s.ToDelete, s.DeleteReason, s.AbsentDump, maps.reason(s.CourseID, s.ModuleCode), &res.Groups)
 		},
 		func(d, s store.GroupRow) error {
 			name := render(opts.Templates.GroupName, d.ModuleCode, d.ModuleName, d.GroupCode, d.GroupName)
@@ -224,7 +228,7 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 				res.Members.Drop++
 				return w.maybeFlush()
 			}
-			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, s.DeleteReason, maps.reason(s.CourseID, s.ModuleCode), &res.Members)
+			return w.gone(store.TableMembers, s.ID, s.MoodleUserID, s.ToAdd, s.ToDelete, s.DeleteReason, s.AbsentDump, maps.reason(s.CourseID, s.ModuleCode), &res.Members)
 		},
 		func(_, s store.MemberRow) error {
 			return w.kept(store.TableMembers, s.ID, s.ToDelete, "", "", "", "", &res.Members)
@@ -338,21 +342,25 @@ type writer struct {
 	st  *store.Store
 	dry bool
 	ch  *store.StageChanges
+	// dump is the run of the current extract: absences are counted once
+	// per extract.
+	dump string
 }
 
 func newChanges() *store.StageChanges {
 	return &store.StageChanges{MarkDelete: map[string][]store.MarkDelete{}, Unmark: map[string][]int64{}, Drop: map[string][]int64{}, Rename: map[string][]store.Rename{}}
 }
 
-// gone handles a staged row that is no longer desired.
-func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, oldReason, reason string, c *Counts) error {
+// gone handles a staged row that is no longer desired. Each extract it is
+// absent from is counted once (load.remove_after_runs).
+func (w *writer) gone(table string, id, moodleID int64, toAdd, toDelete bool, oldReason, absentDump, reason string, c *Counts) error {
 	switch {
 	case moodleID == 0 || toAdd:
 		// Never reached Moodle: forget it.
 		w.ch.Drop[table] = append(w.ch.Drop[table], id)
 		c.Drop++
-	case !toDelete || oldReason != reason:
-		w.ch.MarkDelete[table] = append(w.ch.MarkDelete[table], store.MarkDelete{ID: id, Reason: reason})
+	case !toDelete || oldReason != reason || absentDump != w.dump:
+		w.ch.MarkDelete[table] = append(w.ch.MarkDelete[table], store.MarkDelete{ID: id, Reason: reason, Dump: w.dump})
 		c.Delete++
 	default:
 		c.Delete++ // already flagged by an earlier stage, for the same reason

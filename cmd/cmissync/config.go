@@ -85,13 +85,17 @@ type StageConfig struct {
 
 // LoadConfig shapes the load step and its policies.
 type LoadConfig struct {
-	Concurrency     int    `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
-	ParkAfter       int    `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
-	OnNameClash     string `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
-	OnDeleted       string `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
-	OnRenamed       string `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep" oneof:"keep restore"`
-	OnMemberRemoved string `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore" oneof:"restore respect"`
-	RemoveNotInCMIS bool   `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
+	Concurrency     int     `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
+	ParkAfter       int     `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
+	OnNameClash     string  `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
+	OnDeleted       string  `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
+	OnRenamed       string  `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep" oneof:"keep restore"`
+	OnMemberRemoved string  `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore" oneof:"restore respect"`
+	OnGroupRemoved  string  `toml:"on_group_removed" doc:"A group cmissync made is no longer in CMIS: delete (it and its memberships) or archive (keep it with its id and all its members, add load.archive_suffix to its name, take it out of cmissync's grouping, stop managing it; the report lists it)." default:"delete" oneof:"delete archive"`
+	ArchiveSuffix   string  `toml:"archive_suffix" doc:"Added to the name of a group archived by load.on_group_removed = archive. 1 to 50 characters." default:" (archived)"`
+	RemoveAfterRuns int     `toml:"remove_after_runs" doc:"A membership, group or grouping absent from CMIS is removed only once it has been absent from this many consecutive complete extracts, so that one night's glitch in CMIS removes nobody; the plan shows it as pending meanwhile. Range: 1 to 100." default:"1" min:"1" max:"100"`
+	FrozenCourses   []int64 `toml:"frozen_courses" doc:"Moodle course ids that get no writes at all (e.g. finished courses whose groups must stay as they were); reported once when frozen and once when thawed; naming a course with --course writes to it all the same. Environment: comma-separated."`
+	RemoveNotInCMIS bool    `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
 }
 
 // GuardConfig sets the mass-change safety rail.
@@ -298,7 +302,9 @@ func (c *Config) validate() error {
 		checkMoodleURL(c.Moodle.URL),
 		checkTemplate("stage.grouping_name", c.Stage.GroupingName, groupingPlaceholders, groupingPlaceholders),
 		checkTemplate("stage.group_name", c.Stage.GroupName, groupPlaceholders, []string{"{group}", "{groupname}"}),
-		checkCourses(c.Stage.Courses),
+		checkCourses("stage.courses", c.Stage.Courses),
+		checkCourses("load.frozen_courses", c.Load.FrozenCourses),
+		checkSuffix(c.Load.ArchiveSuffix),
 		checkSMTPHost(c.Email.SMTPHost),
 		checkAddress("email.from", c.Email.From),
 	)
@@ -453,11 +459,20 @@ func checkTemplate(key, tmpl string, allowed, needed []string) error {
 	return nil
 }
 
-func checkCourses(ids []int64) error {
+func checkCourses(key string, ids []int64) error {
 	for _, id := range ids {
 		if id <= 0 {
-			return fmt.Errorf("stage.courses holds %d: Moodle course ids are positive whole numbers", id)
+			return fmt.Errorf("%s holds %d: Moodle course ids are positive whole numbers", key, id)
 		}
+	}
+	return nil
+}
+
+// checkSuffix keeps an archived group's name distinct and within Moodle's
+// limits.
+func checkSuffix(s string) error {
+	if n := len([]rune(s)); strings.TrimSpace(s) == "" || n > 50 || strings.ContainsAny(s, "\r\n\t") {
+		return fmt.Errorf("load.archive_suffix = %q: want 1 to 50 characters on one line, not only spaces", s)
 	}
 	return nil
 }

@@ -44,6 +44,9 @@ type pipeline struct {
 	approveDeletes, approveShrink bool
 	// noDeletes holds every deletion of the load back (--no-deletes).
 	noDeletes bool
+	// courseArgs are the courses named with --course: they are written to
+	// even when frozen.
+	courseArgs []int64
 }
 
 // loadConfig reads the configuration named by --config.
@@ -99,7 +102,7 @@ func (a *app) pipelineFor(ctx context.Context, cfg *Config, courses []int64) (*p
 		}
 	}
 	return &pipeline{
-		a: a, cfg: cfg, log: log, st: st, runID: runID, filter: filter,
+		a: a, cfg: cfg, log: log, st: st, runID: runID, filter: filter, courseArgs: courses,
 		mailer: &report.Mailer{
 			SMTP: report.SMTPConfig{
 				Host: cfg.Email.SMTPHost, Port: cfg.Email.SMTPPort, Username: cfg.Email.Username, Password: cfg.Email.Password,
@@ -542,6 +545,7 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 		{Label: "members added", Value: res.MembersAdded}, {Label: "members found already there", Value: res.MembersFound},
 		{Label: "members removed", Value: res.MembersRemoved}, {Label: "groups deleted", Value: res.GroupsDeleted},
 		{Label: "groupings deleted", Value: res.GroupingsDeleted}, {Label: "adopted groups given back", Value: res.GivenBack},
+		{Label: "groups archived", Value: res.Archived},
 		{Label: "found in Moodle and recorded", Value: res.Found},
 		{Label: "courses retired (deleted in Moodle)", Value: res.CoursesRetired},
 		{Label: "memberships waiting for enrolment", Value: res.NotEnrolled}, {Label: "parked items", Value: res.Parked},
@@ -590,6 +594,11 @@ func (p *pipeline) loadOptions() load.Options {
 		Concurrency: p.cfg.Load.Concurrency, ParkAfter: p.cfg.Load.ParkAfter,
 		OnNameClash: p.cfg.Load.OnNameClash, OnDeleted: p.cfg.Load.OnDeleted, OnRenamed: p.cfg.Load.OnRenamed,
 		OnMemberRemoved:     p.cfg.Load.OnMemberRemoved,
+		OnGroupRemoved:      p.cfg.Load.OnGroupRemoved,
+		ArchiveSuffix:       p.cfg.Load.ArchiveSuffix,
+		RemoveAfterRuns:     p.cfg.Load.RemoveAfterRuns,
+		FrozenCourses:       p.cfg.Load.FrozenCourses,
+		Unfreeze:            p.courseArgs,
 		RemoveUnseenMembers: p.cfg.Load.RemoveNotInCMIS,
 		Guard: load.Guard{
 			MaxDeleteShare: p.cfg.Guard.MaxDeleteShare, MaxDeleteCount: int64(p.cfg.Guard.MaxDeleteCount),

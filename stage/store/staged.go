@@ -107,6 +107,10 @@ type GroupingRow struct {
 	// Adopted marks a hand-made grouping cmissync took over; it is never
 	// deleted, only given back.
 	Adopted bool
+	// AbsentRuns counts the consecutive complete extracts the row has been
+	// absent from; AbsentDump is the extract last counted.
+	AbsentRuns int
+	AbsentDump string
 }
 
 // GroupRow is a group, desired or staged.
@@ -131,6 +135,10 @@ type GroupRow struct {
 	// Adopted marks a hand-made group cmissync took over; it is never
 	// deleted, only given back with its members.
 	Adopted bool
+	// AbsentRuns counts the consecutive complete extracts the row has been
+	// absent from; AbsentDump is the extract last counted.
+	AbsentRuns int
+	AbsentDump string
 }
 
 // Member roles.
@@ -163,6 +171,10 @@ type MemberRow struct {
 	// course (zero: not waiting); WaitingRuns counts the loads since.
 	WaitingSince time.Time
 	WaitingRuns  int
+	// AbsentRuns counts the consecutive complete extracts the row has been
+	// absent from; AbsentDump is the extract last counted.
+	AbsentRuns int
+	AbsentDump string
 }
 
 // Why stage flagged a staged row todelete. Only ReasonCMIS and the explicit
@@ -231,25 +243,25 @@ WHERE ` + activeMapping + where
 // (e.g. "gg.").
 func groupingColsOf(p string) string {
 	return p + "id, " + p + "courseid, " + p + "modulecode, " + p + "idnumber, " + p + "name, " + p + "moodlename, COALESCE(" + p + "moodlegroupingid, 0), " +
-		p + "toadd, " + p + "todelete, " + p + "torename, " + p + "parked, " + p + "delete_reason, " + p + "adopted"
+		p + "toadd, " + p + "todelete, " + p + "torename, " + p + "parked, " + p + "delete_reason, " + p + "adopted, " + p + "absent_runs, " + p + "absent_dump"
 }
 
 var groupingCols = groupingColsOf("")
 
 const (
-	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked, delete_reason, adopted`
-	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked, delete_reason, removed_in_moodle, waiting_since, waiting_runs`
+	groupCols  = `id, courseid, modulecode, groupcode, idnumber, name, moodlename, COALESCE(moodlegroupid, 0), assigned, toadd, todelete, torename, parked, delete_reason, adopted, absent_runs, absent_dump`
+	memberCols = `id, courseid, modulecode, groupcode, role, cmisid, COALESCE(moodleuserid, 0), toadd, todelete, owned, parked, delete_reason, removed_in_moodle, waiting_since, waiting_runs, absent_runs, absent_dump`
 )
 
 func scanGrouping(r *sql.Rows) (GroupingRow, error) {
 	var g GroupingRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted, &g.AbsentRuns, &g.AbsentDump)
 	return g, err
 }
 
 func scanGroup(r *sql.Rows) (GroupRow, error) {
 	var g GroupRow
-	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted)
+	err := r.Scan(&g.ID, &g.CourseID, &g.ModuleCode, &g.GroupCode, &g.IDNumber, &g.Name, &g.MoodleName, &g.MoodleID, &g.Assigned, &g.ToAdd, &g.ToDelete, &g.ToRename, &g.Parked, &g.DeleteReason, &g.Adopted, &g.AbsentRuns, &g.AbsentDump)
 	return g, err
 }
 
@@ -257,7 +269,7 @@ func scanMember(r *sql.Rows) (MemberRow, error) {
 	var m MemberRow
 	var since sql.NullTime
 	err := r.Scan(&m.ID, &m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID, &m.MoodleUserID, &m.ToAdd, &m.ToDelete, &m.Owned, &m.Parked, &m.DeleteReason, &m.RemovedInMoodle,
-		&since, &m.WaitingRuns)
+		&since, &m.WaitingRuns, &m.AbsentRuns, &m.AbsentDump)
 	if since.Valid {
 		m.WaitingSince = since.Time
 	}
@@ -305,10 +317,12 @@ type StageChanges struct {
 	Rename map[string][]Rename
 }
 
-// MarkDelete flags a staged row todelete for a reason.
+// MarkDelete flags a staged row todelete for a reason, counting one more
+// absence when Dump (the current extract) was not counted yet.
 type MarkDelete struct {
 	ID     int64
 	Reason string
+	Dump   string
 }
 
 // Rename is a new wanted name and idnumber for a staged row.
@@ -360,18 +374,21 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 			return err
 		}
 		for table, ms := range c.MarkDelete {
-			byReason := map[string][]int64{}
+			type key struct{ reason, dump string }
+			byKey := map[key][]int64{}
 			for _, m := range ms {
-				byReason[m.Reason] = append(byReason[m.Reason], m.ID)
+				byKey[key{m.Reason, m.Dump}] = append(byKey[key{m.Reason, m.Dump}], m.ID)
 			}
-			for reason, ids := range byReason {
-				if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 1, delete_reason = ?, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids, reason); err != nil {
+			for k, ids := range byKey {
+				if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 1, delete_reason = ?,
+  absent_runs = CASE WHEN absent_dump = ? THEN absent_runs ELSE absent_runs + 1 END, absent_dump = ?, updated_at = CURRENT_TIMESTAMP WHERE id IN `,
+					ids, k.reason, k.dump, k.dump); err != nil {
 					return err
 				}
 			}
 		}
 		for table, ids := range c.Unmark {
-			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 0, delete_reason = '', updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+			if err := updateIDs(ctx, tx, `UPDATE `+table+` SET todelete = 0, delete_reason = '', absent_runs = 0, absent_dump = '', updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -38,5 +39,56 @@ WHERE moodleuserid IS NOT NULL AND toadd = 0 GROUP BY cmisid`, nil, func(r *sql.
 func (s *Store) MarkWaiting(ctx context.Context, ids []int64, now time.Time) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return updateIDs(ctx, tx, `UPDATE cmis_groupmembers SET waiting_since = COALESCE(waiting_since, ?), waiting_runs = waiting_runs + 1 WHERE id IN `, ids, now.UTC())
+	})
+}
+
+// DumpRun returns the run whose extract is the current dump ("" before the
+// first).
+func (s *Store) DumpRun(ctx context.Context) (string, error) {
+	var run string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM cmissync_meta WHERE name = ?`, metaDumpRun).Scan(&run)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return run, wrap(err, "read the current dump's run")
+}
+
+// FrozenCourses returns the courses recorded as frozen (no writes), with
+// the reason each was frozen for.
+func (s *Store) FrozenCourses(ctx context.Context) (map[int64]string, error) {
+	rows, err := all(ctx, s.db, `SELECT courseid, reason FROM cmissync_frozen_courses`, nil, func(r *sql.Rows) (struct {
+		id     int64
+		reason string
+	}, error) {
+		var x struct {
+			id     int64
+			reason string
+		}
+		err := r.Scan(&x.id, &x.reason)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read frozen courses: %w", err)
+	}
+	out := make(map[int64]string, len(rows))
+	for _, r := range rows {
+		out[r.id] = r.reason
+	}
+	return out, nil
+}
+
+// SetFrozen records a course as frozen for a reason, or, with an empty
+// reason, as no longer frozen.
+func (s *Store) SetFrozen(ctx context.Context, courseID int64, reason string, audit []AuditEntry) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cmissync_frozen_courses WHERE courseid = ?`, courseID); err != nil {
+			return fmt.Errorf("unfreeze course %d: %w", courseID, err)
+		}
+		if reason != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cmissync_frozen_courses (courseid, reason) VALUES (?, ?)`, courseID, truncate(reason, 255)); err != nil {
+				return fmt.Errorf("freeze course %d: %w", courseID, err)
+			}
+		}
+		return insertAudit(ctx, tx, audit)
 	})
 }
