@@ -329,11 +329,17 @@ func (c *Client) UsersByField(ctx context.Context, field string, values []string
 }
 
 // Course is a Moodle course as core_course_get_courses_by_field returns it.
+// StartDate and EndDate are unix times (EndDate 0: no end date);
+// DatesKnown says the answer had them, which it has only for a course the
+// service user may access (see course.go).
 type Course struct {
-	ID        int64  `json:"id"`
-	ShortName string `json:"shortname"`
-	FullName  string `json:"fullname"`
-	IDNumber  string `json:"idnumber"`
+	ID         int64  `json:"id"`
+	ShortName  string `json:"shortname"`
+	FullName   string `json:"fullname"`
+	IDNumber   string `json:"idnumber"`
+	StartDate  int64  `json:"startdate"`
+	EndDate    int64  `json:"enddate"`
+	DatesKnown bool   `json:"-"`
 }
 
 // CoursesByID looks courses up by id (one call per batch). Courses that no

@@ -37,8 +37,12 @@
 // core_group_unassign_grouping, core_group_add_group_members,
 // core_group_delete_group_members, core_group_get_group_members,
 // core_enrol_get_enrolled_users, core_user_get_users_by_field,
-// core_course_get_courses_by_field, enrol_manual_enrol_users and
-// core_webservice_get_site_info.
+// core_course_get_courses_by_field, enrol_manual_enrol_users,
+// enrol_manual_unenrol_users and core_webservice_get_site_info. A few
+// functions a real site has and the simulator does not implement
+// (core_course_update_courses, core_user_create_users) are never in the
+// token's service and answer accessexception, as a function left out of a
+// service does; other unknown names answer invalidrecord.
 //
 // Faithful quirks worth knowing (from the reference notes where they say
 // so, otherwise from Moodle's code):
@@ -67,10 +71,61 @@
 //     message names the group's course; a pair already (un)assigned is
 //     skipped before the check). Checks that come first in that code still
 //     answer first: a taken group name is invalidparameter, a missing group
-//     invalidrecord. enrol_manual_enrol_users is not modelled for them.
-//   - enrol_manual_enrol_users with a user id that does not exist answers
-//     {"exception":"TypeError","message":...} without an errorcode, as the
-//     reference records (Moodle does not catch the error).
+//     invalidrecord. The enrol_manual functions validate the course context
+//     outside any try block, so there the require_login_exception itself
+//     comes out: {"exception":"core\exception\require_login_exception",
+//     "errorcode":"requireloginerror","message":"Course or activity not
+//     accessible."}. Inferred from Moodle's code, not recorded.
+//   - Course dates: get_courses_by_field reports startdate (a course created
+//     without one starts at the fixed time 2025-01-01) and enddate (0: none,
+//     see Server.SetCourseEndDate). For a course the web-service user may
+//     not access it gives, as Moodle's code does, only the public fields:
+//     no startdate, enddate, idnumber, format, ... (inferred from the code;
+//     the reference only records that the course is listed).
+//   - Enrolment, as the reference records it: enrol_manual_enrol_users
+//     answers null; enrolling someone already enrolled changes nothing;
+//     suspend=1 suspends the enrolment; a suspended user is still listed by
+//     get_enrolled_users (not with the option onlyactive=1) and can still be
+//     added to groups; one bad entry rolls the whole call back; a role the
+//     web-service user may not assign (any but 1, 3, 4, 5) answers
+//     wsusercannotassign; a course that does not exist answers
+//     invalidparameter; a user id that does not exist answers
+//     {"exception":"TypeError","message":...} without an errorcode (Moodle
+//     does not catch the error). enrol_manual_unenrol_users answers null,
+//     also for someone not enrolled, and removes the user from every group
+//     of the course.
+//   - Enrolment, from Moodle's code (enrol/manual/externallib.php and
+//     enrol_plugin in lib/enrollib.php of 4.5), where the reference is
+//     silent. A user may be enrolled in a course by several methods
+//     (enrolment plugins: "manual", "self", "cohort", ...), each with its own
+//     suspension and times, and holds roles in the course. The enrol_manual
+//     functions only touch the "manual" method. Enrolling a user already
+//     enrolled manually sets that enrolment's suspension (suspend left out or
+//     0: active, so enrolling again reactivates a suspended user) and times
+//     (left out: 0) and adds the role, so "changes nothing" holds when they
+//     are as they were. Unenrolling removes the manual enrolment whatever
+//     roleid says: Moodle's code accepts roleid and does not use it (not
+//     recorded on a real site; the contract suite checks it there, and it is
+//     the conservative model: a client that sends roleid hoping to remove
+//     only that role sees the whole enrolment go). The user's roles and
+//     group memberships in the course go only with the user's last
+//     enrolment there: a user also
+//     enrolled by another method keeps them (the manual method's roles carry
+//     no component). A user with no manual enrolment is left alone.
+//     Unenrolling a user id that does not exist answers invalidparameter
+//     ("User id not exist"), a course that does not exist invalidrecord on
+//     table course (a MUST_EXIST lookup outside any try). A course whose
+//     manual method is disabled (Server.SetManualEnrolEnabled) answers
+//     enrol_manual_enrol_users with wsnoinstance, still unenrols, and its
+//     manual enrolments are not active. onlyactive keeps enrolments that
+//     are not suspended, by an enabled method, and within their times.
+//     get_enrolled_users reports each user's roles (roleid, name "" as for
+//     stock roles, shortname, sortorder) when userfields includes "roles" or
+//     is not given; id is always returned. The roles are those of a stock
+//     site (RoleManager ... RoleFrontpage). The seeding API's Enrol enrols
+//     manually as a student, so that the web services can unenrol such a
+//     user as they could a teacher's manual enrolment; EnrolUser enrols by
+//     any method, with any stock roles, suspended or not.
 //   - create_groupings without an idnumber creates the grouping and then answers
 //     invalidresponse (Moodle's return description requires idnumber but the
 //     function never sets it). Always send an idnumber.
@@ -143,10 +198,12 @@
 // LoadSeed reads, and SaveSeed writes, one JSON object:
 //
 //	{
-//	  "courses":   [{"id": 2, "shortname": "MOD001", "fullname": "Module 001", "idnumber": "MOD001"}],
+//	  "courses":   [{"id": 2, "shortname": "MOD001", "fullname": "Module 001", "idnumber": "MOD001",
+//	                 "startdate": 1735689600, "enddate": 1751328000}],
 //	  "users":     [{"id": 3, "username": "s001", "idnumber": "100001", "email": "s001@example.org",
 //	                 "firstname": "Student", "lastname": "001"}],
-//	  "enrolments":[{"course": "MOD001", "user": "s001"}, {"course": 2, "user": 3}],
+//	  "enrolments":[{"course": "MOD001", "user": "s001"}, {"course": 2, "user": 3,
+//	                 "method": "self", "suspended": true, "timestart": 0, "timeend": 0, "roles": [4]}],
 //	  "groups":    [{"id": 1, "course": "MOD001", "name": "Lab A", "idnumber": "cmis:MOD001:A",
 //	                 "description": "", "members": ["s001", 4]}],
 //	  "groupings": [{"id": 1, "course": 2, "name": "MOD001 groups", "idnumber": "cmis:MOD001",
@@ -156,7 +213,13 @@
 //
 // Every key is optional. "id" may be left out (or 0) to let the simulator
 // number the record; given ids must not be in use. A course may carry
-// "inaccessible": true (see Server.SetCourseAccessible). A reference to a
+// "inaccessible": true (see Server.SetCourseAccessible), "startdate" and
+// "enddate" (unix times; see Course) and "manualdisabled": true (see
+// Server.SetManualEnrolEnabled). An enrolment is by "method" (default
+// "manual"), may be "suspended" and carry "timestart" and "timeend", and
+// gives its user "roles" in the course (default [5], a student; [] for
+// none); two entries of one user and course add up, as Server.EnrolUser
+// does. A reference to a
 // course, user or group is either a JSON number (the id) or a JSON string: a
 // course's shortname, a user's username, or a group's idnumber or else name
 // within the same course. Group members must be enrolled in the group's course, and a
@@ -180,7 +243,9 @@
 // read-only endpoints show what the web services did, without a token:
 //
 //	GET /_sim/state   the whole site as JSON: {"courses": [...], "users": [...],
-//	                  "enrolments": {"2": [3, 4]}, "groups": [{"id": 1, "courseid": 2,
+//	                  "enrolments": {"2": [3, 4]}, "user_enrolments": [{"courseid": 2,
+//	                  "userid": 3, "enrol": "manual", "suspended": false}], "role_assignments":
+//	                  [{"courseid": 2, "userid": 3, "roleid": 5}], "groups": [{"id": 1, "courseid": 2,
 //	                  "name": ..., "idnumber": ..., "description": ..., "members": [3]}],
 //	                  "groupings": [{..., "groups": [1]}]}, every list sorted by id
 //	GET /_sim/calls   calls per wsfunction, e.g. {"core_group_create_groups": 3}

@@ -74,6 +74,7 @@ const (
 	excMissingRecord  = "dml_missing_record_exception"
 	excWrite          = "dml_write_exception"
 	excAccess         = "webservice_access_exception"
+	excRequireLogin   = `core\exception\require_login_exception`
 	msgInvalidParam   = "Invalid parameter value detected"
 	msgNotAccessible  = "Course or activity not accessible."
 	msgInvalidResp    = "Invalid response value detected"
@@ -100,6 +101,22 @@ func moodleErr(code, msg string) *wsError {
 // phpError is a PHP error (TypeError, ...) that Moodle did not catch: it has
 // no errorcode.
 func phpError(class, msg string) *wsError { return &wsError{Exception: class, Message: msg} }
+
+// requireLogin is the require_login_exception that validate_context()
+// throws for a course the web-service user may not access, where no try
+// block turns it into errorcoursecontextnotvalid (the enrol_manual
+// functions).
+func requireLogin() *wsError {
+	return &wsError{Exception: excRequireLogin, ErrorCode: "requireloginerror", Message: msgNotAccessible,
+		DebugInfo: "Not enrolled", HasDebug: true}
+}
+
+// noManualInstance is enrol_manual's wsnoinstance: the course has no
+// enabled manual enrolment method.
+func noManualInstance(courseID int) *wsError {
+	return moodleErr("wsnoinstance", fmt.Sprintf(
+		"Manual enrolment plugin instance doesn't exist or is disabled for the course (id = %d)", courseID))
+}
 
 func invalidToken() *wsError { return moodleErr("invalidtoken", msgInvalidToken) }
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -94,6 +95,14 @@ var (
 		key("email", optVal(paramText)),
 		key("idnumber", optVal(paramRaw)),
 	)
+	// enrolledUserReturn is core_enrol_get_enrolled_users' user: the
+	// user fields and, in the course, the user's roles.
+	enrolledUserReturn = userReturn.with(key("roles", optMulti(single(
+		key("roleid", val(paramInt)),
+		key("name", val(paramRaw)),
+		key("shortname", val(paramAlnumExt)),
+		key("sortorder", val(paramInt)),
+	))))
 	fileReturn = single(
 		key("filename", optVal(paramRaw)),
 		key("filepath", optVal(paramRaw)),
@@ -296,7 +305,7 @@ var functionList = []*wsFunc{
 			key("courseid", val(paramInt)),
 			key("options", defMulti(single(key("name", val(paramAlnumExt)), key("value", val(paramRaw))))),
 		),
-		returns: multi(userReturn),
+		returns: multi(enrolledUserReturn),
 		run:     getEnrolledUsers,
 	},
 	{
@@ -328,6 +337,15 @@ var functionList = []*wsFunc{
 			key("suspend", optVal(paramInt)),
 		)))),
 		run: enrolUsers,
+	},
+	{
+		name: "enrol_manual_unenrol_users", component: "enrol_manual", write: true,
+		params: single(key("enrolments", multi(single(
+			key("userid", val(paramInt)),
+			key("courseid", val(paramInt)),
+			key("roleid", optVal(paramInt)),
+		)))),
+		run: unenrolUsers,
 	},
 	{
 		name: "core_webservice_get_site_info", component: "moodle",
@@ -363,6 +381,15 @@ var functionList = []*wsFunc{
 		),
 		run: getSiteInfo,
 	},
+}
+
+// unimplementedFunctions are functions a Moodle 4.5 site has that the
+// simulator does not implement. They are never in the token's service, so
+// they answer accessexception, as a real site answers for a function left
+// out of the service (unknown names answer invalidrecord).
+var unimplementedFunctions = map[string]bool{
+	"core_course_update_courses": true,
+	"core_user_create_users":     true,
 }
 
 var functionsByName = func() map[string]*wsFunc {
@@ -950,10 +977,15 @@ func assignGrouping(c *callCtx, items any, assign bool) (any, *wsError) {
 
 // --- users, courses, enrolments ----------------------------------------------
 
+// getEnrolledUsers lists the users enrolled in a course by any method,
+// suspended ones included unless onlyactive is set, ordered by id. Options
+// it does not model (withcapability, onlysuspended, sortby, ...) are
+// ignored.
 func getEnrolledUsers(c *callCtx, p map[string]any) (any, *wsError) {
 	courseID := p["courseid"].(int)
 	var fields map[string]bool
 	groupID, limitFrom, limitNumber := 0, 0, 0
+	onlyActive := false
 	for _, x := range list(p["options"]) {
 		o := rec(x)
 		v := o["value"].(string)
@@ -965,19 +997,29 @@ func getEnrolledUsers(c *callCtx, p map[string]any) (any, *wsError) {
 			}
 		case "groupid":
 			groupID = phpIntCast(v)
+		case "onlyactive":
+			onlyActive = !phpEmpty(v)
 		case "limitfrom":
 			limitFrom = phpIntCast(v)
 		case "limitnumber":
 			limitNumber = phpIntCast(v)
 		}
 	}
-	if c.st.courses[courseID] == nil {
+	co := c.st.courses[courseID]
+	if co == nil {
 		return nil, missingRecord("course", "SELECT * FROM {course} WHERE id = ?", courseID)
 	}
 	if err := c.courseContext(courseID, courseID); err != nil {
 		return nil, err
 	}
-	ids := sortedKeys(c.st.enrol[courseID])
+	now := time.Now().Unix()
+	var ids []int
+	for _, uid := range sortedKeys(c.st.enrol[courseID]) {
+		if onlyActive && !c.st.enrol[courseID][uid].active(co, now) {
+			continue
+		}
+		ids = append(ids, uid)
+	}
 	if groupID != 0 {
 		g := c.st.groups[groupID]
 		var kept []int
@@ -1000,11 +1042,27 @@ func getEnrolledUsers(c *callCtx, p map[string]any) (any, *wsError) {
 	}
 	out := []any{}
 	for _, uid := range ids {
-		if u := c.st.users[uid]; u != nil {
-			out = append(out, c.userDetails(u, fields))
+		u := c.st.users[uid]
+		if u == nil {
+			continue
 		}
+		d := c.userDetails(u, fields)
+		if fields == nil || fields["roles"] {
+			d["roles"] = rolesOut(c.st.enrol[courseID][uid])
+		}
+		out = append(out, d)
 	}
 	return out, nil
+}
+
+// rolesOut is user_get_user_details()' roles: a stock role's name is empty
+// in the database, and its sortorder is its id.
+func rolesOut(e *enrolment) []any {
+	out := []any{}
+	for _, r := range sortedKeys(e.roles) {
+		out = append(out, map[string]any{"roleid": r, "name": "", "shortname": roleShortNames[r], "sortorder": r})
+	}
+	return out
 }
 
 // phpIntCast is PHP's (int) on a string: the leading integer, else 0.
@@ -1083,19 +1141,32 @@ func getUsersByField(c *callCtx, p map[string]any) (any, *wsError) {
 	return out, nil
 }
 
+// courseOut is one course of core_course_get_courses_by_field. Like
+// Moodle, it gives a course the web-service user may not access only its
+// public information: no dates, format, idnumber, ... The web-service user
+// is a site administrator, so it gets the managers' fields of the others.
 func courseOut(co *courseRec) map[string]any {
-	return map[string]any{
+	out := map[string]any{
 		"id": co.id, "fullname": co.fullname, "displayname": co.fullname, "shortname": co.shortname,
 		"categoryid": 1, "categoryname": "Category 1", "sortorder": 10000 + co.id,
 		"summary": "", "summaryformat": formatHTML, "summaryfiles": []any{}, "overviewfiles": []any{},
 		"showactivitydates": true, "showcompletionconditions": true, "contacts": []any{},
-		"enrollmentmethods": []any{"manual"}, "idnumber": co.idnumber, "format": "topics",
-		"showgrades": 1, "newsitems": 5, "startdate": fixedTime, "enddate": 0, "maxbytes": 0,
+		"enrollmentmethods": []any{"manual"},
+	}
+	if co.inaccessible {
+		return out
+	}
+	for k, v := range map[string]any{
+		"idnumber": co.idnumber, "format": "topics",
+		"showgrades": 1, "newsitems": 5, "startdate": co.start(), "enddate": co.enddate, "maxbytes": 0,
 		"showreports": 0, "visible": 1, "groupmode": 0, "groupmodeforce": 0, "defaultgroupingid": 0,
 		"enablecompletion": 1, "completionnotify": 0, "lang": "", "theme": "", "marker": 0,
 		"legacyfiles": 0, "calendartype": "", "timecreated": fixedTime, "timemodified": fixedTime,
 		"requested": 0, "cacherev": fixedTime,
+	} {
+		out[k] = v
 	}
+	return out
 }
 
 func getCoursesByField(c *callCtx, p map[string]any) (any, *wsError) {
@@ -1146,27 +1217,73 @@ func getCoursesByField(c *callCtx, p map[string]any) (any, *wsError) {
 // editingteacher, teacher, student.
 var assignableRoles = map[int]bool{1: true, 3: true, 4: true, 5: true}
 
+// enrolUsers is enrol_manual_enrol_users. Each entry is checked in the
+// order of Moodle's code (the course, then the role, then the enrolment
+// method, then the user), then enrolled as enrol_plugin::enrol_user() does:
+// a user already enrolled manually gets the entry's suspension and times
+// (suspend left out means active) and the role added; enrolling again as
+// things are changes nothing.
 func enrolUsers(c *callCtx, p map[string]any) (any, *wsError) {
 	for _, x := range list(p["enrolments"]) {
 		e := rec(x)
 		roleID, userID, courseID := e["roleid"].(int), e["userid"].(int), e["courseid"].(int)
-		if c.st.courses[courseID] == nil {
+		co := c.st.courses[courseID]
+		if co == nil {
+			// context_course::instance(IGNORE_MISSING), then validate_context(false).
 			return nil, invalidParam("Context does not exist")
+		}
+		if co.inaccessible {
+			return nil, requireLogin()
 		}
 		if !assignableRoles[roleID] {
 			return nil, moodleErr("wsusercannotassign", fmt.Sprintf(
 				"You don't have the permission to assign this role (%d) to this user (%d) in this course (%d).",
 				roleID, userID, courseID))
 		}
+		if co.manualDisabled {
+			return nil, noManualInstance(courseID)
+		}
 		if c.st.users[userID] == nil {
 			// Moodle does not catch it: PHP's TypeError, without errorcode.
 			return nil, phpError("TypeError",
 				`core\user::get_name_placeholders(): Argument #1 ($user) must be of type stdClass, bool given`)
 		}
-		c.st.enrolUser(courseID, userID)
+		ue := ueRec{suspended: !isEmptyInt(e["suspend"]), timestart: optInt(e["timestart"]), timeend: optInt(e["timeend"])}
+		c.st.enrolUser(courseID, userID, MethodManual, ue, roleID)
 	}
 	return nil, nil
 }
+
+// unenrolUsers is enrol_manual_unenrol_users: it removes each user's manual
+// enrolment (nothing for a user without one), and with the user's last
+// enrolment in the course the user's roles and group memberships there. Its
+// roleid is accepted and not used, as in Moodle's code: the whole manual
+// enrolment goes.
+func unenrolUsers(c *callCtx, p map[string]any) (any, *wsError) {
+	for _, x := range list(p["enrolments"]) {
+		e := rec(x)
+		userID, courseID := e["userid"].(int), e["courseid"].(int)
+		co := c.st.courses[courseID]
+		if co == nil {
+			// context_course::instance() with MUST_EXIST, outside any try.
+			return nil, missingRecord("course", "SELECT id,category FROM {course} WHERE id = ?", courseID)
+		}
+		if co.inaccessible {
+			return nil, requireLogin()
+		}
+		if c.st.users[userID] == nil {
+			return nil, invalidParam(fmt.Sprintf("User id not exist: %d", userID))
+		}
+		c.st.unenrolMethod(courseID, userID, MethodManual)
+	}
+	return nil, nil
+}
+
+// isEmptyInt is PHP's empty() on an optional integer parameter.
+func isEmptyInt(v any) bool { n, _ := v.(int); return n == 0 }
+
+// optInt is an optional integer parameter, 0 when left out.
+func optInt(v any) int64 { n, _ := v.(int); return int64(n) }
 
 func getSiteInfo(c *callCtx, _ map[string]any) (any, *wsError) {
 	funcs := []any{}

@@ -20,11 +20,14 @@ type seedFile struct {
 }
 
 type seedCourse struct {
-	ID           int    `json:"id,omitempty"`
-	ShortName    string `json:"shortname"`
-	FullName     string `json:"fullname"`
-	IDNumber     string `json:"idnumber,omitempty"`
-	Inaccessible bool   `json:"inaccessible,omitempty"`
+	ID             int    `json:"id,omitempty"`
+	ShortName      string `json:"shortname"`
+	FullName       string `json:"fullname"`
+	IDNumber       string `json:"idnumber,omitempty"`
+	Inaccessible   bool   `json:"inaccessible,omitempty"`
+	StartDate      int64  `json:"startdate,omitempty"`
+	EndDate        int64  `json:"enddate,omitempty"`
+	ManualDisabled bool   `json:"manualdisabled,omitempty"`
 }
 
 type seedUser struct {
@@ -36,9 +39,16 @@ type seedUser struct {
 	LastName  string `json:"lastname,omitempty"`
 }
 
+// seedEnrolment is one enrolment by one method. Roles nil (the key left
+// out) means a student; [] means no role.
 type seedEnrolment struct {
-	Course seedRef `json:"course"`
-	User   seedRef `json:"user"`
+	Course    seedRef `json:"course"`
+	User      seedRef `json:"user"`
+	Method    string  `json:"method,omitempty"`
+	Suspended bool    `json:"suspended,omitempty"`
+	TimeStart int64   `json:"timestart,omitempty"`
+	TimeEnd   int64   `json:"timeend,omitempty"`
+	Roles     *[]int  `json:"roles,omitempty"`
 }
 
 type seedGroup struct {
@@ -139,7 +149,8 @@ func (st *state) applySeed(f *seedFile) error {
 		if err != nil {
 			return fmt.Errorf("courses[%d]: %w", i, err)
 		}
-		st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber, inaccessible: c.Inaccessible})
+		st.insertCourse(courseRecOf(id, Course{ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber,
+			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled}))
 	}
 	for i, u := range f.Users {
 		id, err := st.takeID(&st.nextUser, u.ID, func(id int) bool { return st.users[id] != nil })
@@ -157,7 +168,14 @@ func (st *state) applySeed(f *seedFile) error {
 		if err != nil {
 			return fmt.Errorf("enrolments[%d]: %w", i, err)
 		}
-		st.enrolUser(cid, uid)
+		roles := []int{RoleStudent}
+		if e.Roles != nil {
+			roles = *e.Roles
+		}
+		ue := UserEnrolment{CourseID: cid, UserID: uid, Method: e.Method, Suspended: e.Suspended, TimeStart: e.TimeStart, TimeEnd: e.TimeEnd}
+		if err := st.enrolUserChecked(ue, roles); err != nil {
+			return fmt.Errorf("enrolments[%d]: %w", i, err)
+		}
 	}
 	for i, g := range f.Groups {
 		cid, err := st.resolveCourse(g.Course)
@@ -299,10 +317,19 @@ func (s *Server) SaveSeed(w io.Writer) error {
 	}
 	for _, c := range snap.Courses {
 		f.Courses = append(f.Courses, seedCourse{ID: c.ID, ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber,
-			Inaccessible: c.Inaccessible})
-		for _, uid := range snap.Enrolments[c.ID] {
-			f.Enrolments = append(f.Enrolments, seedEnrolment{Course: idRef(c.ID), User: idRef(uid)})
-		}
+			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled})
+	}
+	// Each enrolment carries all of its user's roles in the course: loading
+	// adds them up, so repeating them changes nothing.
+	roles := map[[2]int][]int{}
+	for _, ra := range snap.RoleAssignments {
+		k := [2]int{ra.CourseID, ra.UserID}
+		roles[k] = append(roles[k], ra.RoleID)
+	}
+	for _, ue := range snap.UserEnrolments {
+		r := append([]int{}, roles[[2]int{ue.CourseID, ue.UserID}]...)
+		f.Enrolments = append(f.Enrolments, seedEnrolment{Course: idRef(ue.CourseID), User: idRef(ue.UserID), Method: ue.Method,
+			Suspended: ue.Suspended, TimeStart: ue.TimeStart, TimeEnd: ue.TimeEnd, Roles: &r})
 	}
 	for _, u := range snap.Users {
 		f.Users = append(f.Users, seedUser{ID: u.ID, Username: u.Username, IDNumber: u.IDNumber, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName})

@@ -480,6 +480,9 @@ func (s *Server) execute(req *request) (*wsFunc, *onode, *wsError) {
 		return nil, nil, invalidParam("Missing function name")
 	}
 	f := functionsByName[req.function]
+	if f == nil && unimplementedFunctions[req.function] {
+		return nil, nil, accessErr(req.function)
+	}
 	if f == nil {
 		name := req.function
 		if isArray(req.funcName) {

@@ -242,10 +242,13 @@ func TestConcurrency(t *testing.T) {
 
 const seedJSON = `{
   "courses": [{"shortname": "MOD001", "fullname": "Module 001", "idnumber": "MOD001"},
-              {"id": 7, "shortname": "MOD002", "fullname": "Module 002"}],
+              {"id": 7, "shortname": "MOD002", "fullname": "Module 002", "startdate": 1700000000, "enddate": 1720000000,
+               "manualdisabled": true}],
   "users": [{"username": "s001", "idnumber": "100001", "firstname": "Student", "lastname": "One"},
             {"username": "s002", "firstname": "Student", "lastname": "Two"}],
-  "enrolments": [{"course": "MOD001", "user": "s001"}, {"course": "MOD001", "user": "s002"}, {"course": 7, "user": 3}],
+  "enrolments": [{"course": "MOD001", "user": "s001"}, {"course": "MOD001", "user": "s002", "roles": []},
+                 {"course": 7, "user": 3, "method": "self", "suspended": true, "timeend": 1720000000, "roles": [4]},
+                 {"course": 7, "user": 3, "roles": [5, 4]}],
   "groups": [{"course": "MOD001", "name": "Lab A", "idnumber": "cmis:MOD001:A", "members": ["s001", 4]},
              {"course": 7, "name": "Hand made"}],
   "groupings": [{"course": "MOD001", "name": "MOD001", "idnumber": "cmis:MOD001", "groups": ["cmis:MOD001:A"]}]
@@ -257,10 +260,15 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := moodlesim.State{
-		Courses: []moodlesim.Course{{ID: 2, ShortName: "MOD001", FullName: "Module 001", IDNumber: "MOD001"}, {ID: 7, ShortName: "MOD002", FullName: "Module 002"}},
+		Courses: []moodlesim.Course{{ID: 2, ShortName: "MOD001", FullName: "Module 001", IDNumber: "MOD001"},
+			{ID: 7, ShortName: "MOD002", FullName: "Module 002", StartDate: 1700000000, EndDate: 1720000000, ManualDisabled: true}},
 		Users: []moodlesim.User{{ID: 3, Username: "s001", IDNumber: "100001", FirstName: "Student", LastName: "One"},
 			{ID: 4, Username: "s002", FirstName: "Student", LastName: "Two"}},
 		Enrolments: map[int][]int{2: {3, 4}, 7: {3}},
+		UserEnrolments: []moodlesim.UserEnrolment{{CourseID: 2, UserID: 3, Method: "manual"}, {CourseID: 2, UserID: 4, Method: "manual"},
+			{CourseID: 7, UserID: 3, Method: "manual"}, {CourseID: 7, UserID: 3, Method: "self", Suspended: true, TimeEnd: 1720000000}},
+		RoleAssignments: []moodlesim.RoleAssignment{{CourseID: 2, UserID: 3, RoleID: 5}, {CourseID: 7, UserID: 3, RoleID: 4},
+			{CourseID: 7, UserID: 3, RoleID: 5}},
 		Groups: []moodlesim.Group{{ID: 1, CourseID: 2, Name: "Lab A", IDNumber: "cmis:MOD001:A", Members: []int{3, 4}},
 			{ID: 2, CourseID: 7, Name: "Hand made", Members: []int{}}},
 		Groupings: []moodlesim.Grouping{{ID: 1, CourseID: 2, Name: "MOD001", IDNumber: "cmis:MOD001", Groups: []int{1}}},

@@ -20,13 +20,20 @@ type User struct {
 }
 
 // Course is a Moodle course. Inaccessible marks a course the web-service
-// user may not access (see Server.SetCourseAccessible).
+// user may not access (see Server.SetCourseAccessible). StartDate and
+// EndDate are unix times: a StartDate of 0 is the simulator's fixed time
+// (2025-01-01), an EndDate of 0 means no end date (see
+// Server.SetCourseEndDate). ManualDisabled marks a course whose manual
+// enrolment method is disabled (see Server.SetManualEnrolEnabled).
 type Course struct {
-	ID           int    `json:"id"`
-	ShortName    string `json:"shortname"`
-	FullName     string `json:"fullname"`
-	IDNumber     string `json:"idnumber"`
-	Inaccessible bool   `json:"inaccessible,omitempty"`
+	ID             int    `json:"id"`
+	ShortName      string `json:"shortname"`
+	FullName       string `json:"fullname"`
+	IDNumber       string `json:"idnumber"`
+	Inaccessible   bool   `json:"inaccessible,omitempty"`
+	StartDate      int64  `json:"startdate,omitempty"`
+	EndDate        int64  `json:"enddate,omitempty"`
+	ManualDisabled bool   `json:"manualdisabled,omitempty"`
 }
 
 // Group is a course group. Members holds user ids, sorted.
@@ -49,16 +56,67 @@ type Grouping struct {
 	Groups      []int  `json:"groups"`
 }
 
+// UserEnrolment is a user's enrolment in a course through one enrolment
+// method (a row of Moodle's user_enrolments). Method is the enrolment
+// plugin: "manual" (what enrol_manual_enrol_users makes, and the default of
+// the seeding API), or any other name ("self", "cohort", "database", ...),
+// which the web services never change. TimeStart and TimeEnd are unix times
+// (0: no limit).
+type UserEnrolment struct {
+	CourseID  int    `json:"courseid"`
+	UserID    int    `json:"userid"`
+	Method    string `json:"enrol"`
+	Suspended bool   `json:"suspended"`
+	TimeStart int64  `json:"timestart,omitempty"`
+	TimeEnd   int64  `json:"timeend,omitempty"`
+}
+
+// RoleAssignment is a role a user holds in a course's context. Role ids are
+// those of a stock site (see RoleStudent and its siblings).
+type RoleAssignment struct {
+	CourseID int `json:"courseid"`
+	UserID   int `json:"userid"`
+	RoleID   int `json:"roleid"`
+}
+
+// Role ids of a stock Moodle site, the only roles the simulator knows. The
+// web-service user may assign manager, editingteacher, teacher and student.
+const (
+	RoleManager        = 1
+	RoleCourseCreator  = 2
+	RoleEditingTeacher = 3
+	RoleTeacher        = 4
+	RoleStudent        = 5
+	RoleGuest          = 6
+	RoleUser           = 7
+	RoleFrontpage      = 8
+)
+
+// roleShortNames are the stock roles by id; a stock role's sortorder is its
+// id, and its name is empty in the database (Moodle shows a translated one).
+var roleShortNames = map[int]string{
+	RoleManager: "manager", RoleCourseCreator: "coursecreator", RoleEditingTeacher: "editingteacher",
+	RoleTeacher: "teacher", RoleStudent: "student", RoleGuest: "guest", RoleUser: "user", RoleFrontpage: "frontpage",
+}
+
+// MethodManual is the manual enrolment plugin, the one the enrol_manual
+// web services use.
+const MethodManual = "manual"
+
 // State is a deep copy of the whole site. Every slice is sorted by ID;
-// Enrolments maps a course id to its enrolled user ids, sorted, and lists only
-// courses with at least one enrolment. GET /_sim/state answers it as JSON
-// with the keys shown in the tags.
+// Enrolments maps a course id to its enrolled user ids (by any method,
+// suspended or not), sorted, and lists only courses with at least one
+// enrolment. UserEnrolments and RoleAssignments give the detail, sorted by
+// course, user, then method or role. GET /_sim/state answers it as JSON with
+// the keys shown in the tags.
 type State struct {
-	Courses    []Course      `json:"courses"`
-	Users      []User        `json:"users"`
-	Enrolments map[int][]int `json:"enrolments"`
-	Groups     []Group       `json:"groups"`
-	Groupings  []Grouping    `json:"groupings"`
+	Courses         []Course         `json:"courses"`
+	Users           []User           `json:"users"`
+	Enrolments      map[int][]int    `json:"enrolments"`
+	UserEnrolments  []UserEnrolment  `json:"user_enrolments"`
+	RoleAssignments []RoleAssignment `json:"role_assignments"`
+	Groups          []Group          `json:"groups"`
+	Groupings       []Grouping       `json:"groupings"`
 }
 
 // Column sizes of Moodle's tables, in characters.
@@ -81,7 +139,62 @@ const (
 type courseRec struct {
 	id                            int
 	shortname, fullname, idnumber string
-	inaccessible                  bool // the web-service user may not access it
+	inaccessible                  bool  // the web-service user may not access it
+	startdate, enddate            int64 // startdate 0: fixedTime; enddate 0: none
+	manualDisabled                bool  // the course's manual enrolment method is disabled
+}
+
+// start is the course's start date as Moodle reports it.
+func (c *courseRec) start() int64 {
+	if c.startdate == 0 {
+		return fixedTime
+	}
+	return c.startdate
+}
+
+// ueRec is one row of Moodle's user_enrolments: a user's enrolment in a
+// course through one enrolment method.
+type ueRec struct {
+	suspended          bool
+	timestart, timeend int64
+}
+
+// enrolment is one user in one course: the user's enrolments by method and
+// the roles the user holds in the course's context. A stored enrolment is
+// never changed in place: a change stores a new value (state.putEnrolment),
+// so that the journal can put the old one back.
+type enrolment struct {
+	methods map[string]ueRec
+	roles   map[int]bool
+}
+
+// clone returns a copy of e to change (an empty enrolment when e is nil).
+func (e *enrolment) clone() *enrolment {
+	c := &enrolment{methods: map[string]ueRec{}, roles: map[int]bool{}}
+	if e != nil {
+		for k, v := range e.methods {
+			c.methods[k] = v
+		}
+		for k := range e.roles {
+			c.roles[k] = true
+		}
+	}
+	return c
+}
+
+// active is what Moodle's onlyactive means: an enrolment that is not
+// suspended, through a method that is enabled, and within its time window
+// (timestart before now, timeend 0 or after now).
+func (e *enrolment) active(co *courseRec, now int64) bool {
+	for m, ue := range e.methods {
+		if ue.suspended || (m == MethodManual && co.manualDisabled) {
+			continue
+		}
+		if ue.timestart < now && (ue.timeend == 0 || ue.timeend > now) {
+			return true
+		}
+	}
+	return false
 }
 
 type userRec struct {
@@ -124,7 +237,7 @@ type idCounters struct {
 type state struct {
 	courses   map[int]*courseRec
 	users     map[int]*userRec
-	enrol     map[int]map[int]bool // course -> users; no empty sets
+	enrol     map[int]map[int]*enrolment // course -> user -> enrolment; no empty maps
 	groups    map[int]*groupRec
 	groupings map[int]*groupingRec
 	idCounters
@@ -146,7 +259,7 @@ func newState() *state {
 	return &state{
 		courses:         map[int]*courseRec{},
 		users:           map[int]*userRec{},
-		enrol:           map[int]map[int]bool{},
+		enrol:           map[int]map[int]*enrolment{},
 		groups:          map[int]*groupRec{},
 		groupings:       map[int]*groupingRec{},
 		idCounters:      idCounters{nextCourse: firstCourseID, nextUser: firstUserID, nextGroup: firstGroupID, nextGrouping: firstGroupID},
@@ -179,7 +292,8 @@ func phpLooseEq(a, b string) bool {
 	return false
 }
 
-func sortedKeys(m map[int]bool) []int {
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys[V any](m map[int]V) []int {
 	out := make([]int, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -188,7 +302,9 @@ func sortedKeys(m map[int]bool) []int {
 	return out
 }
 
-func (st *state) enrolled(courseID, userID int) bool { return st.enrol[courseID][userID] }
+// enrolled is is_enrolled() without onlyactive: enrolled by any method,
+// suspended or not.
+func (st *state) enrolled(courseID, userID int) bool { return st.enrol[courseID][userID] != nil }
 
 func (st *state) groupNameTaken(courseID int, name string) bool {
 	for id := range st.courseGroups[courseID] {
@@ -355,11 +471,10 @@ func (st *state) takeID(next *int, want int, used func(int) bool) (int, error) {
 }
 
 func (st *state) snapshot() State {
-	out := State{Enrolments: map[int][]int{}}
+	out := State{Enrolments: map[int][]int{}, UserEnrolments: []UserEnrolment{}, RoleAssignments: []RoleAssignment{}}
 	out.Courses = make([]Course, 0, len(st.courses))
 	for _, c := range st.courses {
-		out.Courses = append(out.Courses, Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber,
-			Inaccessible: c.inaccessible})
+		out.Courses = append(out.Courses, c.public())
 	}
 	sort.Slice(out.Courses, func(i, j int) bool { return out.Courses[i].ID < out.Courses[j].ID })
 	out.Users = make([]User, 0, len(st.users))
@@ -367,9 +482,19 @@ func (st *state) snapshot() State {
 		out.Users = append(out.Users, User{ID: u.id, Username: u.username, IDNumber: u.idnumber, Email: u.email, FirstName: u.firstname, LastName: u.lastname})
 	}
 	sort.Slice(out.Users, func(i, j int) bool { return out.Users[i].ID < out.Users[j].ID })
-	for cid, m := range st.enrol {
-		if len(m) > 0 {
-			out.Enrolments[cid] = sortedKeys(m)
+	for _, cid := range sortedKeys(st.enrol) {
+		users := sortedKeys(st.enrol[cid])
+		out.Enrolments[cid] = users
+		for _, uid := range users {
+			e := st.enrol[cid][uid]
+			for _, m := range sortedMethods(e) {
+				ue := e.methods[m]
+				out.UserEnrolments = append(out.UserEnrolments, UserEnrolment{CourseID: cid, UserID: uid, Method: m,
+					Suspended: ue.suspended, TimeStart: ue.timestart, TimeEnd: ue.timeend})
+			}
+			for _, rid := range sortedKeys(e.roles) {
+				out.RoleAssignments = append(out.RoleAssignments, RoleAssignment{CourseID: cid, UserID: uid, RoleID: rid})
+			}
 		}
 	}
 	out.Groups = make([]Group, 0, len(st.groups))
@@ -387,15 +512,65 @@ func (st *state) snapshot() State {
 	return out
 }
 
+// public is the course as State shows it.
+func (c *courseRec) public() Course {
+	return Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber, Inaccessible: c.inaccessible,
+		StartDate: c.startdate, EndDate: c.enddate, ManualDisabled: c.manualDisabled}
+}
+
+// courseRecOf is the record of a new course described by c (c.ID is not
+// used).
+func courseRecOf(id int, c Course) *courseRec {
+	return &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber, inaccessible: c.Inaccessible,
+		startdate: c.StartDate, enddate: c.EndDate, manualDisabled: c.ManualDisabled}
+}
+
+// sortedMethods lists the enrolment methods of e, sorted.
+func sortedMethods(e *enrolment) []string {
+	out := make([]string, 0, len(e.methods))
+	for m := range e.methods {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // AddCourse creates a course and returns its id (c.ID is ignored).
 func (s *Server) AddCourse(c Course) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.st.nextCourse
 	s.st.nextCourse++
-	s.st.insertCourse(&courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber,
-		inaccessible: c.Inaccessible})
+	s.st.insertCourse(courseRecOf(id, c))
 	return id
+}
+
+// editCourse changes a course's settings by hand.
+func (s *Server) editCourse(courseID int, edit func(c *courseRec)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.courses[courseID]
+	if c == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	s.st.editCourse(c, edit)
+	return nil
+}
+
+// SetCourseEndDate sets a course's end date (unix time; 0: none), as a
+// teacher does in the course settings. core_course_get_courses_by_field
+// reports it. Like Moodle's database, the simulator does not require it to
+// be after the start date.
+func (s *Server) SetCourseEndDate(courseID int, end int64) error {
+	return s.editCourse(courseID, func(c *courseRec) { c.enddate = end })
+}
+
+// SetManualEnrolEnabled enables (ok) or disables a course's manual
+// enrolment method. While it is disabled, enrol_manual_enrol_users answers
+// wsnoinstance for the course, enrol_manual_unenrol_users still unenrols
+// (the method exists), and its enrolments are not active (onlyactive).
+func (s *Server) SetManualEnrolEnabled(courseID int, ok bool) error {
+	return s.editCourse(courseID, func(c *courseRec) { c.manualDisabled = !ok })
 }
 
 // SetCourseAccessible gives (ok) or takes away the web-service user's access
@@ -405,14 +580,7 @@ func (s *Server) AddCourse(c Course) int {
 // core_course_get_courses_by_field still lists it (see the package
 // documentation).
 func (s *Server) SetCourseAccessible(courseID int, ok bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.st.courses[courseID]
-	if c == nil {
-		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
-	}
-	s.st.editCourse(c, func(c *courseRec) { c.inaccessible = !ok })
-	return nil
+	return s.editCourse(courseID, func(c *courseRec) { c.inaccessible = !ok })
 }
 
 // AddUser creates a user and returns its id (u.ID is ignored).
@@ -425,22 +593,62 @@ func (s *Server) AddUser(u User) int {
 	return id
 }
 
-// Enrol enrols a user in a course (a no-op if already enrolled).
+// Enrol enrols a user in a course with the manual enrolment method, as a
+// student (a no-op if already enrolled by any method).
 func (s *Server) Enrol(courseID, userID int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.st.courses[courseID] == nil {
-		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	if err := s.st.checkCourseUser(courseID, userID); err != nil {
+		return err
 	}
-	if s.st.users[userID] == nil {
-		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
+	if !s.st.enrolled(courseID, userID) {
+		s.st.enrolUser(courseID, userID, MethodManual, ueRec{}, RoleStudent)
 	}
-	s.st.enrolUser(courseID, userID)
 	return nil
 }
 
-// Unenrol removes a user's enrolment and, as Moodle does, the user's
-// memberships in the course's groups.
+// EnrolUser enrols a user in a course through e.Method ("" is
+// MethodManual) as Moodle's enrol_plugin::enrol_user() does: a new
+// enrolment, or an update of the suspension and times of the user's
+// enrolment by that method; the roles are added to those the user holds in
+// the course. Use it to enrol by another method than the web services use,
+// to suspend an enrolment by hand, or to give a user no role at all.
+func (s *Server) EnrolUser(e UserEnrolment, roles ...int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.enrolUserChecked(e, roles)
+}
+
+// enrolUserChecked is EnrolUser after its checks.
+func (st *state) enrolUserChecked(e UserEnrolment, roles []int) error {
+	if err := st.checkCourseUser(e.CourseID, e.UserID); err != nil {
+		return err
+	}
+	if e.Method == "" {
+		e.Method = MethodManual
+	}
+	for _, r := range roles {
+		if roleShortNames[r] == "" {
+			return fmt.Errorf("%w: role %d is not a role of a stock site", ErrInvalid, r)
+		}
+	}
+	st.enrolUser(e.CourseID, e.UserID, e.Method, ueRec{suspended: e.Suspended, timestart: e.TimeStart, timeend: e.TimeEnd}, roles...)
+	return nil
+}
+
+func (st *state) checkCourseUser(courseID, userID int) error {
+	if st.courses[courseID] == nil {
+		return fmt.Errorf("%w: course %d", ErrNotFound, courseID)
+	}
+	if st.users[userID] == nil {
+		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
+	}
+	return nil
+}
+
+// Unenrol removes every enrolment of a user in a course, whatever its
+// method, with the user's roles there and, as Moodle does when the last
+// enrolment goes, the user's memberships in the course's groups.
 func (s *Server) Unenrol(courseID, userID int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -104,21 +104,84 @@ func (st *state) insertUser(u *userRec) {
 	st.record(func() { delete(st.users, u.id) })
 }
 
-// enrolUser enrols a user in a course (a no-op if already enrolled).
-func (st *state) enrolUser(courseID, userID int) {
-	if st.enrolled(courseID, userID) {
-		return
-	}
-	addTo(st.enrol, courseID, userID)
-	st.record(func() { removeFrom(st.enrol, courseID, userID) })
+// putEnrolment stores a user's enrolment in a course (nil removes it). e
+// must be a new value, never one that is stored: stored enrolments are not
+// changed in place, so the inverse only puts the old pointer back.
+func (st *state) putEnrolment(courseID, userID int, e *enrolment) {
+	old := st.enrol[courseID][userID]
+	setEnrolment(st.enrol, courseID, userID, e)
+	st.record(func() { setEnrolment(st.enrol, courseID, userID, old) })
 }
 
-// unenrol removes a user's enrolment and the user's memberships in the
-// course's groups.
+// setEnrolment sets idx[courseID][userID] to e, deleting it (and the
+// course's map once empty) when e is nil.
+func setEnrolment(idx map[int]map[int]*enrolment, courseID, userID int, e *enrolment) {
+	m := idx[courseID]
+	if e == nil {
+		delete(m, userID)
+		if len(m) == 0 {
+			delete(idx, courseID)
+		}
+		return
+	}
+	if m == nil {
+		m = map[int]*enrolment{}
+		idx[courseID] = m
+	}
+	m[userID] = e
+}
+
+// enrolUser is enrol_plugin::enrol_user(): it enrols a user in a course
+// through method, or updates the suspension and times of the user's
+// enrolment by that method, and adds roles to those the user holds in the
+// course. Enrolling again as things are changes nothing.
+func (st *state) enrolUser(courseID, userID int, method string, ue ueRec, roles ...int) {
+	old := st.enrol[courseID][userID]
+	if old != nil {
+		cur, ok := old.methods[method]
+		same := ok && cur == ue
+		for _, r := range roles {
+			same = same && old.roles[r]
+		}
+		if same {
+			return
+		}
+	}
+	e := old.clone()
+	e.methods[method] = ue
+	for _, r := range roles {
+		e.roles[r] = true
+	}
+	st.putEnrolment(courseID, userID, e)
+}
+
+// unenrolMethod is enrol_plugin::unenrol_user(): it removes the user's
+// enrolment by method (nothing when there is none). When that was the
+// user's last enrolment in the course, the user's roles there and
+// memberships in the course's groups go too; otherwise they stay (the
+// manual method's roles carry no component, so nothing removes them).
+func (st *state) unenrolMethod(courseID, userID int, method string) {
+	old := st.enrol[courseID][userID]
+	if old == nil {
+		return
+	}
+	if _, ok := old.methods[method]; !ok {
+		return
+	}
+	if len(old.methods) == 1 {
+		st.unenrol(courseID, userID)
+		return
+	}
+	e := old.clone()
+	delete(e.methods, method)
+	st.putEnrolment(courseID, userID, e)
+}
+
+// unenrol removes every enrolment of a user in a course, the user's roles
+// there and memberships in the course's groups.
 func (st *state) unenrol(courseID, userID int) {
 	if st.enrolled(courseID, userID) {
-		removeFrom(st.enrol, courseID, userID)
-		st.record(func() { addTo(st.enrol, courseID, userID) })
+		st.putEnrolment(courseID, userID, nil)
 	}
 	for gid := range st.courseGroups[courseID] {
 		st.removeMember(st.groups[gid], userID)

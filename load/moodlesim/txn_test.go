@@ -33,11 +33,18 @@ func deepCopy(st *state) *state {
 	}
 	c := &state{idCounters: st.idCounters,
 		courses: map[int]*courseRec{}, users: map[int]*userRec{}, groups: map[int]*groupRec{}, groupings: map[int]*groupingRec{},
-		enrol: copyIndex(st.enrol), courseGroups: copyIndex(st.courseGroups),
+		enrol: map[int]map[int]*enrolment{}, courseGroups: copyIndex(st.courseGroups),
 		courseGroupings: copyIndex(st.courseGroupings), groupGroupings: copyIndex(st.groupGroupings),
 		groupCache: make(map[int]*groupData, len(st.groupCache)), noGroupCache: st.noGroupCache}
 	for id, d := range st.groupCache {
 		c.groupCache[id] = d
+	}
+	for cid, m := range st.enrol {
+		cm := make(map[int]*enrolment, len(m))
+		for uid, e := range m {
+			cm[uid] = e.clone()
+		}
+		c.enrol[cid] = cm
 	}
 	for id, r := range st.courses {
 		cp := *r
@@ -82,7 +89,12 @@ func checkIndexes(t *testing.T, st *state) {
 	}
 	for cid, m := range st.enrol {
 		if len(m) == 0 {
-			t.Fatalf("empty enrolment set for course %d", cid)
+			t.Fatalf("empty enrolment map for course %d", cid)
+		}
+		for uid, e := range m {
+			if e == nil || len(e.methods) == 0 {
+				t.Fatalf("user %d is enrolled in course %d by no method", uid, cid)
+			}
 		}
 	}
 	if !reflect.DeepEqual(courseGroups, st.courseGroups) || !reflect.DeepEqual(courseGroupings, st.courseGroupings) ||
@@ -155,11 +167,16 @@ func TestRollbackRestoresEverything(t *testing.T) {
 		st.deleteGrouping(3)
 		st.insertGrouping(&groupingRec{id: st.newGroupingID(), courseid: 3, name: "New", groups: map[int]bool{9: true, 2: true}})
 		st.unenrol(3, 4)
-		st.enrolUser(4, 3)
+		st.enrolUser(4, 3, MethodManual, ueRec{}, RoleStudent)
+		st.enrolUser(3, 5, "self", ueRec{suspended: true}, RoleTeacher) // a second method
+		st.enrolUser(3, 6, MethodManual, ueRec{suspended: true, timeend: 99}, RoleTeacher)
+		st.unenrolMethod(3, 5, MethodManual) // another method is left: memberships stay
+		st.unenrolMethod(3, 7, MethodManual) // the last one: memberships go
+		st.editCourse(st.courses[3], func(c *courseRec) { c.enddate, c.manualDisabled = 12345, true })
 		st.deleteCourse(2)
 		st.insertCourse(&courseRec{id: 9, shortname: "N"})
 		st.insertUser(&userRec{id: 20, username: "n"})
-		st.enrolUser(9, 20)
+		st.enrolUser(9, 20, MethodManual, ueRec{})
 	}
 	s := smallSite(t)
 	st := s.st
@@ -232,7 +249,7 @@ func randomWrite(r *rand.Rand) (string, []string) {
 	fn := pick("core_group_create_groups", "core_group_update_groups", "core_group_delete_groups",
 		"core_group_create_groupings", "core_group_update_groupings", "core_group_delete_groupings",
 		"core_group_assign_grouping", "core_group_unassign_grouping", "core_group_add_group_members",
-		"core_group_delete_group_members", "enrol_manual_enrol_users")
+		"core_group_delete_group_members", "enrol_manual_enrol_users", "enrol_manual_unenrol_users")
 	for i, k := 0, 1+r.Intn(5); i < k; i++ {
 		switch fn {
 		case "core_group_create_groups":
@@ -255,7 +272,9 @@ func randomWrite(r *rand.Rand) (string, []string) {
 		case "core_group_add_group_members", "core_group_delete_group_members":
 			item("members", i, "groupid", n(14), "userid", n(11))
 		case "enrol_manual_enrol_users":
-			item("enrolments", i, "roleid", pick("5", "5", "2"), "userid", n(11), "courseid", n(5))
+			item("enrolments", i, "roleid", pick("5", "5", "4", "2"), "userid", n(11), "courseid", n(5), "suspend", pick("0", "1", "0"))
+		case "enrol_manual_unenrol_users":
+			item("enrolments", i, "userid", n(11), "courseid", n(5), "roleid", pick("5", "4"))
 		}
 	}
 	return fn, p

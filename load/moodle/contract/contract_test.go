@@ -82,11 +82,14 @@ func TestFromEnv(t *testing.T) {
 		contract.EnvUsers: users, contract.EnvUnenrolled: strconv.FormatInt(sim.Unenrolled, 10),
 		contract.EnvMaxInputVars: "", contract.EnvOtherCourse: "", contract.EnvOutsideFunction: contract.OutsideFunction, contract.EnvCAFile: "",
 		contract.EnvInaccessibleCourse: strconv.FormatInt(sim.InaccessibleCourse, 10),
+		contract.EnvRole:               "", contract.EnvOtherRole: "",
 	} {
 		t.Setenv(k, v)
 	}
 	tg := contract.FromEnv(t)
 	if tg.Strict || tg.MaxInputVarsKnown || tg.MaxInputVars != 1000 || tg.MissingCourse == 0 || tg.MissingUser == 0 ||
+		tg.Role != 5 || tg.OtherRole != 4 || tg.UnassignableRole != 999 || tg.CourseEndKnown ||
+		!tg.Has(moodle.FnManualEnrolUsers) || !tg.Has(moodle.FnManualUnenrolUsers) ||
 		tg.OtherCourse != 0 || tg.InaccessibleCourse != sim.InaccessibleCourse || !tg.Has(moodle.FnAddMembers) || tg.Has(contract.OutsideFunction) {
 		t.Fatalf("target from the environment: %+v", tg)
 	}

@@ -53,8 +53,22 @@ func Cases() []Case {
 		{"EnrolledUsersWithUserfields", enrolledUsers},
 		{"UsersByField", usersByField},
 		{"CoursesByField", coursesByField},
+		{"CourseDates", courseDates},
+		{"EnrolTwiceChangesNothing", tb(enrolTwice)},
+		{"EnrolSuspendAndOnlyActive", tb(enrolSuspend)},
+		{"EnrolIsOneTransaction", enrolTransaction},
+		{"UnenrolRemovesGroupMemberships", tb(unenrolRemovesMemberships)},
+		{"UnenrolNotEnrolled", tb(unenrolNotEnrolled)},
+		{"UnenrolIgnoresRoleID", tb(unenrolRoleID)},
+		{"UnenrolIsOneTransaction", unenrolTransaction},
 		{"MaxInputVars", maxInputVars},
 	}
+}
+
+// tb adapts a case written for testing.TB (so that a meta-test can run it
+// under a recorder) to Case.Run.
+func tb(run func(t testing.TB, tg *Target)) func(t *testing.T, tg *Target) {
+	return func(t *testing.T, tg *Target) { run(t, tg) }
 }
 
 // Run runs the suite (or only the named cases) against tg, one subtest per

@@ -62,6 +62,15 @@ type Target struct {
 	// UserIDNumbers are the idnumbers the site shows for Users (nil:
 	// unknown, not checked).
 	UserIDNumbers map[int64]string
+	// Role and OtherRole are two roles the service user may assign in
+	// Course (the enrolment cases give them to Unenrolled, for the length
+	// of a case); UnassignableRole is one it may not (a role id that does
+	// not exist will do).
+	Role, OtherRole, UnassignableRole int64
+	// CourseEnd is Course's end date (0: none) when CourseEndKnown; the
+	// dates case then checks it.
+	CourseEnd      int64
+	CourseEndKnown bool
 
 	prefix    string
 	functions map[string]bool // the token's service
@@ -217,9 +226,20 @@ type SimulatorOptions struct {
 // scratch course; the suite must leave it as it is.
 const HandMadeGroup = "Hand made"
 
-// OutsideFunction is the function the simulator target leaves out of the
-// token's service: it exists, and cmissync never needs it.
-const OutsideFunction = moodle.FnManualEnrolUsers
+// OutsideFunction is a function the simulator target's service lacks: a
+// real site has it, cmissync never calls it, and the simulator does not
+// implement it, so it is in no simulated service.
+const OutsideFunction = "core_course_update_courses"
+
+// Stock role ids (the reference notes: 5 student, 4 teacher), the defaults
+// of MOODLE_TEST_ROLE and MOODLE_TEST_OTHER_ROLE, and a role id that does
+// not exist, as in the reference's wsusercannotassign answer.
+const (
+	defaultRole      = 5
+	defaultOtherRole = 4
+	unassignableRole = 999
+	simCourseEndDate = 4102444800 // 2100-01-01: the simulator's scratch course ends then
+)
 
 // NewSimulator starts a simulated site on a loopback port for the test: a
 // scratch course with four enrolled users, a user enrolled elsewhere, a
@@ -236,7 +256,7 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	functions := slices.DeleteFunc(moodlesim.FunctionNames(), func(f string) bool { return f == OutsideFunction })
+	functions := moodlesim.FunctionNames()
 	token := newPrefix() + "token"
 	sim := moodlesim.New(moodlesim.Options{Token: token, MaxInputVars: o.MaxInputVars, Functions: functions,
 		ShowIdnumber: true, SiteName: "cmissync contract simulator", WWWRoot: base, NoGroupCache: o.NoGroupCache})
@@ -247,13 +267,15 @@ func NewSimulator(t testing.TB, o SimulatorOptions) (*Target, *moodlesim.Server)
 		_ = srv.Close()
 	})
 
-	course := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT", FullName: "Contract scratch course", IDNumber: "CONTRACT"})
+	course := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT", FullName: "Contract scratch course", IDNumber: "CONTRACT",
+		EndDate: simCourseEndDate})
 	other := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT2", FullName: "Second scratch course"})
 	hidden := sim.AddCourse(moodlesim.Course{ShortName: "CONTRACT-HIDDEN", FullName: "Course the service user may not access"})
 	tg := &Target{Name: "simulator", URL: base, Token: token, Course: int64(course), OtherCourse: int64(other), InaccessibleCourse: int64(hidden),
 		MissingCourse: 999999, MissingUser: 999999, MaxInputVars: o.MaxInputVars, MaxInputVarsKnown: true,
 		OutsideFunction: OutsideFunction, OtherHost: "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
-		Strict: true, UserIDNumbers: map[int64]string{}, prefix: newPrefix(), functions: map[string]bool{}}
+		Strict: true, UserIDNumbers: map[int64]string{}, Role: defaultRole, OtherRole: defaultOtherRole, UnassignableRole: unassignableRole,
+		CourseEnd: simCourseEndDate, CourseEndKnown: true, prefix: newPrefix(), functions: map[string]bool{}}
 	for _, f := range functions {
 		tg.functions[f] = true
 	}
@@ -304,6 +326,8 @@ const (
 	EnvInaccessibleCourse = "MOODLE_TEST_INACCESSIBLE_COURSE"
 	EnvOutsideFunction    = "MOODLE_TEST_OUTSIDE_FUNCTION"
 	EnvCAFile             = "MOODLE_CA_FILE"
+	EnvRole               = "MOODLE_TEST_ROLE"
+	EnvOtherRole          = "MOODLE_TEST_OTHER_ROLE"
 )
 
 // FromEnv returns the real Moodle named by the environment, or skips the
@@ -317,7 +341,8 @@ func FromEnv(t testing.TB) *Target {
 			EnvURL, EnvToken, EnvCourse, EnvUsers, EnvUnenrolled)
 	}
 	tg := &Target{Name: "moodle", URL: strings.TrimRight(u, "/"), Token: tok, CAFile: os.Getenv(EnvCAFile),
-		MaxInputVars: 1000, OutsideFunction: os.Getenv(EnvOutsideFunction), prefix: newPrefix(), retries: 2}
+		MaxInputVars: 1000, OutsideFunction: os.Getenv(EnvOutsideFunction), UnassignableRole: unassignableRole,
+		prefix: newPrefix(), retries: 2}
 	idVar := func(name string, required bool) int64 {
 		v := strings.TrimSpace(os.Getenv(name))
 		if v == "" {
@@ -333,6 +358,17 @@ func FromEnv(t testing.TB) *Target {
 		return n
 	}
 	tg.Course = idVar(EnvCourse, true)
+	tg.Role, tg.OtherRole = idVar(EnvRole, false), idVar(EnvOtherRole, false)
+	if tg.Role == 0 {
+		tg.Role = defaultRole
+	}
+	if tg.OtherRole == 0 {
+		tg.OtherRole = defaultOtherRole
+	}
+	if tg.Role == tg.OtherRole || tg.Role == unassignableRole || tg.OtherRole == unassignableRole {
+		t.Fatalf("%s=%d and %s=%d: want two different roles the token's user may assign, not %d", EnvRole, tg.Role,
+			EnvOtherRole, tg.OtherRole, unassignableRole)
+	}
 	tg.Unenrolled = idVar(EnvUnenrolled, true)
 	tg.OtherCourse = idVar(EnvOtherCourse, false)
 	tg.InaccessibleCourse = idVar(EnvInaccessibleCourse, false)
