@@ -617,6 +617,21 @@ var scenarios = map[string]func(w *world){
 		w.deleted = append(w.deleted, w.courses["B"])
 		w.sync("course B deleted in Moodle, CMIS unchanged: retired on positive evidence", stage.Options{}, load.Options{})
 	},
+	"course_hidden_is_not_deleted": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.mapping("B", "COMP1001", "ADD", "ADD")
+		w.sync("first sync", stage.Options{}, load.Options{})
+		if err := w.sim.SetCourseHidden(w.courses["B"], true); err != nil {
+			w.t.Fatal(err)
+		}
+		w.cmis("COMP1001", "SEM01", "s2")
+		w.sync("course B hidden from the service user: left out of the course search as a deleted one is, but its enrolment read is refused, not invalidrecord: inaccessible, nothing retired", stage.Options{}, load.Options{})
+		if err := w.sim.SetCourseHidden(w.courses["B"], false); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("shown again: course B catches up", stage.Options{}, load.Options{})
+	},
 	"adopted_group_given_back": func(w *world) {
 		w.cmis("COMP1001", "SEM01", "s1", "s2")
 		w.cmis("COMP1001", "SEM02", "s3")

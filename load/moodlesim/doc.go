@@ -56,6 +56,12 @@
 //     The reference does not record this case, and records
 //     errorcoursecontextnotvalid for get_course_groupings although its code
 //     has the same shape, so treat the create_groupings answer as unverified.
+//   - Hidden courses (Server.SetCourseHidden, the seed key "hidden"), from
+//     Moodle's code, not the reference: a hidden course that the
+//     web-service user may neither view nor update is left out of
+//     get_courses_by_field, exactly as a deleted one, and is otherwise
+//     inaccessible. Only get_enrolled_users (errorcoursecontextnotvalid,
+//     not invalidrecord) tells it from a deleted course.
 //   - Inaccessible courses (Server.SetCourseAccessible, the seed key
 //     "inaccessible"): the web-service user may not access the course, as
 //     when moodle/course:view is prohibited there. The reference states that

@@ -1201,7 +1201,7 @@ func getCoursesByField(c *callCtx, p map[string]any) (any, *wsError) {
 	}
 	ids := make([]int, 0)
 	for id, co := range c.st.courses {
-		if match(co) {
+		if match(co) && !co.hidden {
 			ids = append(ids, id)
 		}
 	}

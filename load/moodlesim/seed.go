@@ -28,6 +28,7 @@ type seedCourse struct {
 	StartDate      int64  `json:"startdate,omitempty"`
 	EndDate        int64  `json:"enddate,omitempty"`
 	ManualDisabled bool   `json:"manualdisabled,omitempty"`
+	Hidden         bool   `json:"hidden,omitempty"`
 }
 
 type seedUser struct {
@@ -150,7 +151,7 @@ func (st *state) applySeed(f *seedFile) error {
 			return fmt.Errorf("courses[%d]: %w", i, err)
 		}
 		st.insertCourse(courseRecOf(id, Course{ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber,
-			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled}))
+			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled, Hidden: c.Hidden}))
 	}
 	for i, u := range f.Users {
 		id, err := st.takeID(&st.nextUser, u.ID, func(id int) bool { return st.users[id] != nil })
@@ -317,7 +318,7 @@ func (s *Server) SaveSeed(w io.Writer) error {
 	}
 	for _, c := range snap.Courses {
 		f.Courses = append(f.Courses, seedCourse{ID: c.ID, ShortName: c.ShortName, FullName: c.FullName, IDNumber: c.IDNumber,
-			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled})
+			Inaccessible: c.Inaccessible, StartDate: c.StartDate, EndDate: c.EndDate, ManualDisabled: c.ManualDisabled, Hidden: c.Hidden})
 	}
 	// Each enrolment carries all of its user's roles in the course: loading
 	// adds them up, so repeating them changes nothing.

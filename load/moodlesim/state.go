@@ -34,6 +34,7 @@ type Course struct {
 	StartDate      int64  `json:"startdate,omitempty"`
 	EndDate        int64  `json:"enddate,omitempty"`
 	ManualDisabled bool   `json:"manualdisabled,omitempty"`
+	Hidden         bool   `json:"hidden,omitempty"`
 }
 
 // Group is a course group. Members holds user ids, sorted.
@@ -142,6 +143,7 @@ type courseRec struct {
 	inaccessible                  bool  // the web-service user may not access it
 	startdate, enddate            int64 // startdate 0: fixedTime; enddate 0: none
 	manualDisabled                bool  // the course's manual enrolment method is disabled
+	hidden                        bool  // hidden, and out of the web-service user's sight
 }
 
 // start is the course's start date as Moodle reports it.
@@ -515,14 +517,14 @@ func (st *state) snapshot() State {
 // public is the course as State shows it.
 func (c *courseRec) public() Course {
 	return Course{ID: c.id, ShortName: c.shortname, FullName: c.fullname, IDNumber: c.idnumber, Inaccessible: c.inaccessible,
-		StartDate: c.startdate, EndDate: c.enddate, ManualDisabled: c.manualDisabled}
+		StartDate: c.startdate, EndDate: c.enddate, ManualDisabled: c.manualDisabled, Hidden: c.hidden}
 }
 
 // courseRecOf is the record of a new course described by c (c.ID is not
 // used).
 func courseRecOf(id int, c Course) *courseRec {
-	return &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber, inaccessible: c.Inaccessible,
-		startdate: c.StartDate, enddate: c.EndDate, manualDisabled: c.ManualDisabled}
+	return &courseRec{id: id, shortname: c.ShortName, fullname: c.FullName, idnumber: c.IDNumber, inaccessible: c.Inaccessible || c.Hidden,
+		startdate: c.StartDate, enddate: c.EndDate, manualDisabled: c.ManualDisabled, hidden: c.Hidden}
 }
 
 // sortedMethods lists the enrolment methods of e, sorted.
@@ -581,6 +583,15 @@ func (s *Server) SetManualEnrolEnabled(courseID int, ok bool) error {
 // documentation).
 func (s *Server) SetCourseAccessible(courseID int, ok bool) error {
 	return s.editCourse(courseID, func(c *courseRec) { c.inaccessible = !ok })
+}
+
+// SetCourseHidden hides a course (hidden) from a web-service user who may
+// neither view hidden courses nor update the course, or shows it again.
+// Moodle's code (not the reference) leaves such a course out of
+// core_course_get_courses_by_field altogether, as if it were deleted, while
+// every course-context function refuses it as for an inaccessible course.
+func (s *Server) SetCourseHidden(courseID int, hidden bool) error {
+	return s.editCourse(courseID, func(c *courseRec) { c.hidden, c.inaccessible = hidden, hidden })
 }
 
 // AddUser creates a user and returns its id (u.ID is ignored).
