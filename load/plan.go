@@ -54,7 +54,7 @@ type CoursePlan struct {
 // member, ...); the other fields say which and why.
 type Item struct {
 	Action   string `json:"action"`
-	Object   string `json:"object"` // grouping, group, member or course
+	Object   string `json:"object"` // grouping, group, member, enrolment or course
 	CourseID int64  `json:"courseid"`
 	IDNumber string `json:"idnumber,omitempty"` // of the grouping or group
 	Name     string `json:"name,omitempty"`     // the name it has, or gets
@@ -63,6 +63,7 @@ type Item struct {
 	Role     string `json:"role,omitempty"`
 	CMISID   string `json:"cmisid,omitempty"`
 	UserID   int64  `json:"userid,omitempty"` // Moodle user
+	RoleID   int64  `json:"roleid,omitempty"` // an enrolment's Moodle role
 	Reason   string `json:"reason,omitempty"`
 	// Held is why a policy holds the item back; empty for items that run.
 	Held string `json:"held,omitempty"`
@@ -98,6 +99,9 @@ const (
 	ActGiveBack = "give-back" // an adopted group or grouping is handed back
 	ActArchive  = "archive"   // a group no longer in CMIS is kept, renamed, and no longer managed
 	ActDelete   = "delete"    // a grouping or group
+	ActEnrol    = "enrol"     // a person CMIS lists, into the course (load.enrol_missing), or back from suspended
+	ActSuspend  = "suspend"   // an enrolment cmissync made, once the person is in no CMIS group of the course
+	ActUnenrol  = "unenrol"   // the same, removed (load.unenrol_action)
 
 	ActRecord   = "record"          // found in Moodle as wanted: recorded (a crash, a member already there)
 	ActKeepName = "keep-name"       // renamed in Moodle by hand; the name is kept
@@ -113,7 +117,8 @@ const (
 // writes reports whether the action writes to Moodle.
 func writes(action string) bool {
 	switch action {
-	case ActCreate, ActAdopt, ActRename, ActAssign, ActAdd, ActRemove, ActGiveBack, ActArchive, ActDelete:
+	case ActCreate, ActAdopt, ActRename, ActAssign, ActAdd, ActRemove, ActGiveBack, ActArchive, ActDelete,
+		ActEnrol, ActSuspend, ActUnenrol:
 		return true
 	}
 	return false
@@ -122,7 +127,11 @@ func writes(action string) bool {
 // deletes reports whether the item removes something from Moodle, or hands
 // it back: such items need evidence and pass the deletion policies.
 func (it *Item) deletes() bool {
-	return it.Action == ActDelete || it.Action == ActRemove || it.Action == ActGiveBack || it.Action == ActArchive
+	switch it.Action {
+	case ActDelete, ActRemove, ActGiveBack, ActArchive, ActSuspend, ActUnenrol:
+		return true
+	}
+	return false
 }
 
 // evidenceNotInCMIS is the evidence of a removal by
@@ -142,6 +151,9 @@ type PlanCounts struct {
 	GiveBack        int `json:"give_back"`
 	DeleteGroups    int `json:"delete_groups"`
 	DeleteGroupings int `json:"delete_groupings"`
+	Enrol           int `json:"enrol,omitempty"`
+	Suspend         int `json:"suspend,omitempty"`
+	Unenrol         int `json:"unenrol,omitempty"`
 	Repairs         int `json:"repairs"` // staging-only items
 	Waiting         int `json:"waiting"` // members not enrolled yet
 	Held            int `json:"held"`
@@ -171,6 +183,12 @@ func (c *PlanCounts) count(it *Item) {
 		c.DeleteGroupings++
 	case it.Action == ActDelete:
 		c.DeleteGroups++
+	case it.Action == ActEnrol:
+		c.Enrol++
+	case it.Action == ActSuspend:
+		c.Suspend++
+	case it.Action == ActUnenrol:
+		c.Unenrol++
 	case it.Action == ActWait:
 		c.Waiting++
 	default:
@@ -189,6 +207,9 @@ func (c *PlanCounts) add(o PlanCounts) {
 	c.GiveBack += o.GiveBack
 	c.DeleteGroups += o.DeleteGroups
 	c.DeleteGroupings += o.DeleteGroupings
+	c.Enrol += o.Enrol
+	c.Suspend += o.Suspend
+	c.Unenrol += o.Unenrol
 	c.Repairs += o.Repairs
 	c.Waiting += o.Waiting
 	c.Held += o.Held
@@ -197,7 +218,7 @@ func (c *PlanCounts) add(o PlanCounts) {
 // Writes is the number of planned writes to Moodle.
 func (c PlanCounts) Writes() int {
 	return c.CreateGroupings + c.CreateGroups + c.Adopt + c.Rename + c.Assign + c.AddMembers + c.RemoveMembers +
-		c.GiveBack + c.DeleteGroups + c.DeleteGroupings
+		c.GiveBack + c.DeleteGroups + c.DeleteGroupings + c.Enrol + c.Suspend + c.Unenrol
 }
 
 // Empty reports whether nothing is planned, held or waiting.

@@ -29,10 +29,21 @@ func (p *Plan) WriteText(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "course\tnew groupings\tnew groups\tadopt\trename\tassign\tadd members\tremove members\tgive back\tdelete groups\tdelete groupings\trepairs\twaiting\theld\t")
+	var cols []planColumn
+	head := "course\t"
+	for _, c := range planColumns {
+		if !c.optional || c.n(p.Totals) != 0 {
+			cols = append(cols, c)
+			head += c.title + "\t"
+		}
+	}
+	fmt.Fprintln(tw, head)
 	row := func(label string, c PlanCounts) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", label, c.CreateGroupings, c.CreateGroups, c.Adopt, c.Rename,
-			c.Assign, c.AddMembers, c.RemoveMembers, c.GiveBack, c.DeleteGroups, c.DeleteGroupings, c.Repairs, c.Waiting, c.Held)
+		line := label + "\t"
+		for _, col := range cols {
+			line += fmt.Sprint(col.n(c)) + "\t"
+		}
+		fmt.Fprintln(tw, line)
 	}
 	for _, cp := range p.Courses {
 		if !cp.Counts.Empty() {
@@ -71,6 +82,33 @@ func (p *Plan) WriteText(w io.Writer) {
 	}
 }
 
+// planColumn is a column of the plan's table of counts; optional columns
+// are shown only when the plan has such items.
+type planColumn struct {
+	title    string
+	n        func(PlanCounts) int
+	optional bool
+}
+
+var planColumns = []planColumn{
+	{title: "new groupings", n: func(c PlanCounts) int { return c.CreateGroupings }},
+	{title: "new groups", n: func(c PlanCounts) int { return c.CreateGroups }},
+	{title: "adopt", n: func(c PlanCounts) int { return c.Adopt }},
+	{title: "rename", n: func(c PlanCounts) int { return c.Rename }},
+	{title: "assign", n: func(c PlanCounts) int { return c.Assign }},
+	{title: "enrol", n: func(c PlanCounts) int { return c.Enrol }, optional: true},
+	{title: "add members", n: func(c PlanCounts) int { return c.AddMembers }},
+	{title: "remove members", n: func(c PlanCounts) int { return c.RemoveMembers }},
+	{title: "give back", n: func(c PlanCounts) int { return c.GiveBack }},
+	{title: "delete groups", n: func(c PlanCounts) int { return c.DeleteGroups }},
+	{title: "delete groupings", n: func(c PlanCounts) int { return c.DeleteGroupings }},
+	{title: "suspend", n: func(c PlanCounts) int { return c.Suspend }, optional: true},
+	{title: "unenrol", n: func(c PlanCounts) int { return c.Unenrol }, optional: true},
+	{title: "repairs", n: func(c PlanCounts) int { return c.Repairs }},
+	{title: "waiting", n: func(c PlanCounts) int { return c.Waiting }},
+	{title: "held", n: func(c PlanCounts) int { return c.Held }},
+}
+
 func writeItems(w io.Writer, items []*Item, indent string) {
 	members := 0
 	for _, it := range items {
@@ -105,6 +143,13 @@ func (it *Item) Line() string {
 			}
 		default:
 			fmt.Fprintf(&b, " Moodle user %d", it.UserID)
+		}
+	case it.Object == "enrolment":
+		// enrol enrolment student 1234 (Moodle user 42) as role 5
+		b.WriteString(" " + it.Role + " " + it.CMISID)
+		fmt.Fprintf(&b, " (Moodle user %d)", it.UserID)
+		if it.RoleID != 0 {
+			fmt.Fprintf(&b, " as role %d", it.RoleID)
 		}
 	case it.Action == ActRename || it.Action == ActArchive:
 		fmt.Fprintf(&b, " %q -> %q", it.From, it.Name)
