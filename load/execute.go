@@ -44,7 +44,7 @@ type anchor struct {
 
 func newLoader(st *store.Store, mc *moodle.Client, opts Options, p *Plan, log logrus.FieldLogger, res *Result) *loader {
 	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun, opts.Progress), res: res, anchors: map[int64]*anchor{},
-		enrolled: map[int64]map[int64]bool{}, now: time.Now}
+		enrolled: map[int64]map[int64]bool{}, now: opts.Now}
 	for _, cp := range p.Courses {
 		for _, objs := range [][]*object{cp.staging.groups, cp.staging.groupings} {
 			for _, o := range objs {
@@ -80,8 +80,9 @@ func is(action, object string) func(*Item) bool {
 
 // execute carries out the plan's items phase by phase, in this order:
 // repairs of staging, groupings, groups, adoptions and renames, grouping
-// assignments, member additions (read back), member removals (read back),
-// adopted objects given back, group deletions, grouping deletions.
+// assignments, enrolments, member additions (read back), member removals
+// (read back), adopted objects given back, group deletions, grouping
+// deletions, and last the enrolments released.
 func (l *loader) execute(ctx context.Context) error {
 	for _, cp := range l.plan.Courses {
 		if cp.State == "inaccessible" || cp.State == "unreadable" {
@@ -98,11 +99,13 @@ func (l *loader) execute(ctx context.Context) error {
 		{"retry creates refused by phantoms", func(*Item) bool { return false }, nil},
 		{"adopt and rename", func(it *Item) bool { return it.Action == ActAdopt || it.Action == ActRename }, l.update},
 		{"assign groups to groupings", is(ActAssign, ""), l.assign},
+		{"enrol", is(ActEnrol, ""), l.enrol},
 		{"add members", func(it *Item) bool { return it.Action == ActAdd || it.Action == ActRecord && it.Object == "member" }, l.addMembers},
 		{"remove members", is(ActRemove, ""), l.removeMembers},
 		{"give back adopted groups and groupings, archive groups", func(it *Item) bool { return it.Action == ActGiveBack || it.Action == ActArchive }, l.giveBack},
 		{"delete groups", is(ActDelete, "group"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGroup, its) }},
 		{"delete groupings", is(ActDelete, "grouping"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGrouping, its) }},
+		{"suspend or unenrol", func(it *Item) bool { return it.Action == ActSuspend || it.Action == ActUnenrol }, l.release},
 	}
 	defer func() {
 		if err := l.recordWaiting(context.WithoutCancel(ctx)); err != nil {
@@ -160,6 +163,10 @@ func (l *loader) repairs(ctx context.Context, items []*Item) error {
 		switch it.Action {
 		case ActRetire:
 			err = l.st.RetireCourse(ctx, it.CourseID, []store.AuditEntry{l.audit(it, "retire", it.Reason)})
+			if err == nil {
+				// Enrolments of a deleted course went with it.
+				err = l.st.ForgetEnrolments(ctx, []store.Enrolment{{CourseID: it.CourseID}}, nil)
+			}
 			l.count(&l.res.CoursesRetired, 1)
 			l.notice(Notice{CourseID: it.CourseID, Message: fmt.Sprintf("course %d no longer exists in Moodle: its mappings were set to RMV and its staged groups forgotten; it comes back if its mappings are set to ADD again", it.CourseID)})
 		case ActRecord:

@@ -90,6 +90,9 @@ func (g *gate) refuse(it *Item) string {
 	}
 	for _, dep := range it.after {
 		if dep.Outcome != "done" {
+			if it.Object == "enrolment" {
+				return dep.dependency(it) + " did not happen"
+			}
 			return fmt.Sprintf("its group %s was not deleted", dep.IDNumber)
 		}
 	}

@@ -93,6 +93,20 @@ type Options struct {
 	// Unfreeze (named on the command line) is written to all the same.
 	FrozenCourses []int64
 	Unfreeze      []int64
+	// EnrolMissing enrols a person CMIS lists who is not enrolled in the
+	// course (load.enrol_missing), in StudentRoleID or TutorRoleID by
+	// their CMIS list (0: the stock student and non-editing teacher).
+	EnrolMissing               bool
+	StudentRoleID, TutorRoleID int64
+	// UnenrolAction is what happens to an enrolment cmissync made once the
+	// person is in no CMIS group of the course: UnenrolKeep (default),
+	// UnenrolSuspend or UnenrolRemove.
+	UnenrolAction string
+	// SkipEndedCourses freezes courses whose end date has passed
+	// (load.skip_ended_courses).
+	SkipEndedCourses bool
+	// Now is the clock (nil: time.Now), for course end dates and waits.
+	Now func() time.Time
 	// NoDeletes holds every deletion back with this reason (e.g. an
 	// earlier step of the run failed); empty: deletions follow the plan.
 	NoDeletes string
@@ -135,6 +149,22 @@ func (o *Options) defaults() error {
 			return fmt.Errorf("load.%s = %q: want one of %s", p.name, *p.v, strings.Join(p.want, ", "))
 		}
 	}
+	switch o.UnenrolAction {
+	case "":
+		o.UnenrolAction = UnenrolKeep
+	case UnenrolKeep, UnenrolSuspend, UnenrolRemove:
+	default:
+		return fmt.Errorf("load.unenrol_action = %q: want one of %s, %s, %s", o.UnenrolAction, UnenrolKeep, UnenrolSuspend, UnenrolRemove)
+	}
+	if o.StudentRoleID <= 0 {
+		o.StudentRoleID = stockRoles[DefaultStudentRole]
+	}
+	if o.TutorRoleID <= 0 {
+		o.TutorRoleID = stockRoles[DefaultTutorRole]
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Offline {
 		o.DryRun = true
 	}
@@ -162,11 +192,11 @@ func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, 
 	var si moodle.SiteInfo
 	if !opts.Offline {
 		var err error
-		if si, err = mc.CheckFunctions(ctx, moodle.RequiredFunctions); err != nil {
+		if si, err = mc.CheckFunctions(ctx, NeededFunctions(opts)); err != nil {
 			return res, err
 		}
 	}
-	p, err := buildPlan(ctx, st, mc, &opts, si.Has(moodle.FnCoursesByField), si.Has(moodle.FnUsersByField), log)
+	p, err := buildPlan(ctx, st, mc, &opts, si, log)
 	res.Plan = p
 	if err != nil {
 		return res, err
@@ -206,20 +236,38 @@ func toFields(m map[string]int64) map[string]any {
 
 // buildPlan reads staging and Moodle's state and plans every course, then
 // applies the policies.
-func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, coursesByField, usersByField bool, log logrus.FieldLogger) (*Plan, error) {
+func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, si moodle.SiteInfo, log logrus.FieldLogger) (*Plan, error) {
 	p := &Plan{Offline: opts.Offline, Courses: []*CoursePlan{}, Reads: map[string]int{}}
+	coursesByField, usersByField := si.Has(moodle.FnCoursesByField), si.Has(moodle.FnUsersByField)
 	courses, err := readStaging(ctx, st, opts.Filter)
 	if err != nil {
 		return p, err
 	}
-	frozen, courses, thawed, err := freeze(ctx, st, opts, courses)
+	made, err := st.Enrolments(ctx, opts.Filter)
+	if err != nil {
+		return p, err
+	}
+	recorded := enrolmentsByCourse(made)
+	if opts.UnenrolAction != UnenrolKeep {
+		// A course where cmissync made enrolments and staging holds
+		// nothing any more (its mapping removed) still has them released.
+		courses = withEnrolmentCourses(courses, recorded)
+	}
+	state := newMoodleState()
+	var ended map[int64]moodle.Course
+	if opts.SkipEndedCourses && !opts.Offline {
+		r := &reader{mc: mc, workers: opts.Concurrency, st: state, hasCoursesByField: coursesByField}
+		if ended, err = r.endedCourses(ctx, courses, opts.Now()); err != nil {
+			return p, fmt.Errorf("read course end dates: %w", err)
+		}
+	}
+	frozen, courses, thawed, err := freeze(ctx, st, opts, courses, ended)
 	if err != nil {
 		return p, err
 	}
 	if p.refused, err = st.RefusedKeys(ctx); err != nil {
 		return p, err
 	}
-	state := newMoodleState()
 	if opts.Offline {
 		offlineState(state, courses)
 	} else {
@@ -228,7 +276,8 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 			return p, fmt.Errorf("read Moodle's state: %w", err)
 		}
 	}
-	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}}
+	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}, recorded: recorded,
+		inCourse: map[int64]map[string]bool{}, enrols: map[enrolKey]*Item{}, canEnrol: si.Has(moodle.FnManualEnrolUsers)}
 	p.Courses = append(p.Courses, frozen...)
 	for i, cs := range courses {
 		cp := b.course(cs)
@@ -261,6 +310,9 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 			return p, err
 		}
 		b.resolve(cp, audit)
+	}
+	for _, cp := range p.Courses {
+		b.releases(cp)
 	}
 	sort.Slice(p.Courses, func(i, j int) bool { return p.Courses[i].CourseID < p.Courses[j].CourseID })
 	p.Reads = state.reads
@@ -305,7 +357,7 @@ func readState(ctx context.Context, r *reader, courses []*courseStaging, opts *O
 	// do they still exist?
 	var suspects []int64
 	for _, cs := range courses {
-		if c := r.st.course(cs.id); c.suspect && allGone(r.st, cs) || c.state == courseInaccessible {
+		if c := r.st.course(cs.id); c.suspect && allGone(r.st, cs) || c.state == courseInaccessible || cs.enrolmentsOnly {
 			suspects = append(suspects, cs.id)
 		}
 	}
@@ -501,15 +553,19 @@ func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.
 	var need []int64
 	unknown := map[string]bool{}
 	for course, ps := range b.pending {
-		waiting, unresolved := false, false
+		waiting, unresolved, mayEnrol := false, false, false
 		for _, p := range ps {
 			waiting = waiting || !p.m.WaitingSince.IsZero()
 			if known[p.m.CMISID] == 0 {
 				unresolved = true
 				unknown[p.m.CMISID] = true
 			}
+			// With load.enrol_missing, the plan must know who is to be
+			// enrolled: read the course's enrolments unless staging
+			// already knows every person to add as enrolled there.
+			mayEnrol = mayEnrol || b.opts.EnrolMissing && !b.knownEnrolled(course, p.m.CMISID)
 		}
-		if waiting || unresolved && !usersByField {
+		if waiting || mayEnrol || unresolved && !usersByField {
 			need = append(need, course)
 		}
 	}
@@ -548,6 +604,26 @@ func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.
 	}
 	sortInt64(need)
 	return r.enrolments(ctx, need)
+}
+
+// withEnrolmentCourses adds to the staged courses, as empty ones, the
+// courses where cmissync made enrolments and staging holds nothing else.
+func withEnrolmentCourses(courses []*courseStaging, recorded map[int64][]store.Enrolment) []*courseStaging {
+	have := map[int64]bool{}
+	for _, cs := range courses {
+		have[cs.id] = true
+	}
+	added := false
+	for id := range recorded {
+		if !have[id] {
+			courses = append(courses, &courseStaging{id: id, members: map[objectKey][]*store.MemberRow{}, enrolmentsOnly: true})
+			added = true
+		}
+	}
+	if added {
+		sort.Slice(courses, func(i, j int) bool { return courses[i].id < courses[j].id })
+	}
+	return courses
 }
 
 // auditOwnership looks up, for members the plan may find already in their

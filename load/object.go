@@ -89,6 +89,9 @@ type courseStaging struct {
 	// ownedMembers counts memberships cmissync added and still owns, for
 	// the mass-change guard.
 	ownedMembers int64
+	// enrolmentsOnly: staging holds nothing of the course but enrolments
+	// cmissync made there; whether it still exists is checked.
+	enrolmentsOnly bool
 }
 
 func (c *courseStaging) grouping(module string) *object {
@@ -98,6 +101,17 @@ func (c *courseStaging) grouping(module string) *object {
 		}
 	}
 	return nil
+}
+
+// modules are the CMIS modules staged in the course.
+func (c *courseStaging) modules() map[string]bool {
+	out := map[string]bool{}
+	for _, objs := range [][]*object{c.groupings, c.groups} {
+		for _, o := range objs {
+			out[o.module] = true
+		}
+	}
+	return out
 }
 
 // readStaging reads every staged grouping, group and membership of the

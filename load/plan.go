@@ -85,6 +85,8 @@ type Item struct {
 	// groups).
 	after []*Item
 	owned bool // a recorded member: cmissync added it
+	// enrolment: the enrolment a member's addition waits for.
+	enrolment *Item
 }
 
 // Actions. The first group writes to Moodle and passes the gate; the rest
@@ -265,6 +267,14 @@ type builder struct {
 	// users maps CMIS ids to Moodle users: from staging, and looked up by
 	// the match field for the others.
 	users map[string]int64
+	// recorded: the enrolments cmissync made, by course; inCourse: the
+	// people recorded as members of a group, by course (so enrolled);
+	// enrols: the enrolments planned; canEnrol: the service offers
+	// enrol_manual_enrol_users.
+	recorded map[int64][]store.Enrolment
+	inCourse map[int64]map[string]bool
+	enrols   map[enrolKey]*Item
+	canEnrol bool
 }
 
 // pendingMember is a member to add (or restore) once its user is known.
@@ -624,6 +634,12 @@ func (b *builder) members(cp *CoursePlan) {
 			}
 		}
 		for _, m := range rows {
+			if !m.ToAdd && m.MoodleUserID != 0 {
+				if b.inCourse[cp.CourseID] == nil {
+					b.inCourse[cp.CourseID] = map[string]bool{}
+				}
+				b.inCourse[cp.CourseID][m.CMISID] = true
+			}
 			if m.Parked {
 				continue
 			}
@@ -736,20 +752,30 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 	for _, p := range b.pending[cp.CourseID] {
 		m, o := p.m, p.group
 		var uid int64
+		var enrol *Item // the enrolment the addition waits for
 		switch {
 		case info.enrolErr != nil:
 			it := cp.item(memberItem(ActWait, o, m, "could not read the course's enrolments: "+errText(info.enrolErr)))
 			it.UserID = 0
 			continue
 		case info.enrolledRead:
-			// The course's enrolments were read (it has members waiting):
-			// they decide.
+			// The course's enrolments were read (it has members waiting,
+			// or people to enrol): they decide.
 			var ok bool
-			if uid, ok = info.enrolled[m.CMISID]; !ok {
-				it := cp.item(memberItem(ActWait, o, m, fmt.Sprintf("no user with %s %q is enrolled in the course; added once enrolled", b.opts.UserField, m.CMISID)))
-				it.UserID = 0
-				continue
+			if uid, ok = info.enrolled[m.CMISID]; ok {
+				break
 			}
+			if uid = b.users[m.CMISID]; b.opts.EnrolMissing && uid != 0 && !b.opts.Offline {
+				enrol = b.enrolFirst(cp, m, uid)
+				break
+			}
+			why := fmt.Sprintf("no user with %s %q is enrolled in the course; added once enrolled", b.opts.UserField, m.CMISID)
+			if b.opts.EnrolMissing {
+				why = fmt.Sprintf("no Moodle user has %s %q; enrolled and added once the account exists", b.opts.UserField, m.CMISID)
+			}
+			it := cp.item(memberItem(ActWait, o, m, why))
+			it.UserID = 0
+			continue
 		default:
 			// Known from staging or looked up by field; whether they are
 			// enrolled, the add finds out (Moodle refuses a member who is
@@ -776,8 +802,11 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 		if b.opts.Offline {
 			reason += " (offline: enrolment not checked)"
 		}
+		if enrol != nil {
+			reason += ", once enrolled"
+		}
 		it := cp.item(memberItem(ActAdd, o, m, reason))
-		it.UserID = uid
+		it.UserID, it.enrolment = uid, enrol
 	}
 	delete(b.pending, cp.CourseID)
 	if b.opts.RemoveUnseenMembers {

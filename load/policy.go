@@ -32,7 +32,13 @@ func (p *Plan) applyEvidence() {
 			if !it.deletes() {
 				continue
 			}
-			if why := ix.protects(it); why != "" {
+			why := ""
+			if it.evidence == evidenceReleased {
+				why = ix.protectsPerson(cp.staging.modules(), it.CMISID)
+			} else {
+				why = ix.protects(it)
+			}
+			if why != "" {
 				cp.hold(it, why)
 			}
 		}
@@ -40,16 +46,30 @@ func (p *Plan) applyEvidence() {
 	}
 }
 
-// holdDependents holds a grouping's deletion whose groups are held.
+// holdDependents holds a deletion that waits for one held back: a
+// grouping's for its groups', a release of an enrolment for the person's
+// removals.
 func (p *Plan) holdDependents(cp *CoursePlan) {
 	for _, it := range append([]*Item(nil), cp.Items...) {
 		for _, dep := range it.after {
 			if dep.Held != "" {
-				cp.hold(it, fmt.Sprintf("its group %s is held back: %s", dep.IDNumber, dep.Held))
+				cp.hold(it, dep.dependency(it)+" is held back: "+dep.Held)
 				break
 			}
 		}
 	}
+}
+
+// dependency names dep, an item the item of waits for.
+func (dep *Item) dependency(of *Item) string {
+	switch {
+	case dep.Object == "member":
+		return fmt.Sprintf("their removal from group %s", dep.IDNumber)
+	case of.Object == "enrolment":
+		what := map[string]string{ActDelete: "deletion", ActArchive: "archiving", ActGiveBack: "giving back"}[dep.Action]
+		return fmt.Sprintf("the %s of their group %s", what, dep.IDNumber)
+	}
+	return fmt.Sprintf("its group %s", dep.IDNumber)
 }
 
 // refusalIndex finds the refused rows that may describe a key.
@@ -104,17 +124,7 @@ func (ix *refusalIndex) protects(it *Item) string {
 		return fmt.Sprintf("no evidence for this deletion (reason %q)", it.evidence)
 	}
 	o := it.obj
-	why := func(k store.RefusedKey) string {
-		where := k.Source
-		if k.Line > 0 {
-			where += fmt.Sprintf(" line %d", k.Line)
-		}
-		scope := "a refused row"
-		if k.Module == "" {
-			scope = "an unreadable record (every deletion from its view is held this run)"
-		}
-		return fmt.Sprintf("the last extract refused %s that may describe it: %s: %s", scope, where, k.Reason)
-	}
+	why := refusedWhy
 	// The module-groups view describes groupings, groups and, through its
 	// groups, every membership.
 	if k, ok := ix.first(store.ModuleGroups, o.module, o.group, ""); ok {
@@ -141,6 +151,19 @@ func (ix *refusalIndex) protects(it *Item) string {
 		return why(k)
 	}
 	return ""
+}
+
+// refusedWhy says why a refused extract row protects a deletion.
+func refusedWhy(k store.RefusedKey) string {
+	where := k.Source
+	if k.Line > 0 {
+		where += fmt.Sprintf(" line %d", k.Line)
+	}
+	scope := "a refused row"
+	if k.Module == "" {
+		scope = "an unreadable record (every deletion from its view is held this run)"
+	}
+	return fmt.Sprintf("the last extract refused %s that may describe it: %s: %s", scope, where, k.Reason)
 }
 
 // applyRemoveAfter holds the deletions of what has not yet been absent

@@ -29,6 +29,7 @@ type Result struct {
 	MembersAdded, MembersFound, MembersRemoved                             int64
 	GroupsDeleted, GroupingsDeleted, GivenBack, Archived                   int64
 	Found, CoursesRetired, NotEnrolled, Parked, Held                       int64
+	Enrolled, Suspended, Unenrolled                                        int64
 	// Failures use the reports' shape, from load to the email and to
 	// rest_error_logs.
 	Failures []report.Failure
@@ -47,13 +48,15 @@ func (r *Result) Map() map[string]int64 {
 		"groups_deleted": r.GroupsDeleted, "groupings_deleted": r.GroupingsDeleted, "given_back": r.GivenBack, "archived": r.Archived,
 		"found": r.Found, "courses_retired": r.CoursesRetired, "not_enrolled_memberships": r.NotEnrolled,
 		"parked": r.Parked, "held": r.Held, "failures": int64(len(r.Failures)),
+		"enrolled": r.Enrolled, "suspended": r.Suspended, "unenrolled": r.Unenrolled,
 	}
 }
 
 // Writes is the number of changes made in Moodle.
 func (r *Result) Writes() int64 {
 	return r.GroupingsCreated + r.GroupsCreated + r.Adopted + r.Renamed + r.Assigned + r.MembersAdded +
-		r.MembersRemoved + r.GroupsDeleted + r.GroupingsDeleted + r.GivenBack + r.Archived
+		r.MembersRemoved + r.GroupsDeleted + r.GroupingsDeleted + r.GivenBack + r.Archived +
+		r.Enrolled + r.Suspended + r.Unenrolled
 }
 
 // failure is the report row of an item.

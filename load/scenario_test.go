@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmissync/cmissync/load"
 	"github.com/cmissync/cmissync/load/moodle"
@@ -70,6 +71,18 @@ func (w *world) cmis(module, group string, people ...string) {
 				if err := w.sim.Enrol(c, w.users[p]); err != nil {
 					w.t.Fatal(err)
 				}
+			}
+		}
+	}
+}
+
+// notEnrolled unenrols people from every course: CMIS lists them, no one
+// enrolled them in Moodle.
+func (w *world) notEnrolled(people ...string) {
+	for _, p := range people {
+		for _, c := range w.courses {
+			if err := w.sim.Unenrol(c, w.users[p]); err != nil {
+				w.t.Fatal(err)
 			}
 		}
 	}
@@ -186,7 +199,8 @@ func (w *world) assertPlanIsWhatHappened(dry, done *load.Plan, before, after moo
 
 func writesToMoodle(it *load.Item) bool {
 	switch it.Action {
-	case load.ActCreate, load.ActAdopt, load.ActRename, load.ActAssign, load.ActAdd, load.ActRemove, load.ActGiveBack, load.ActArchive, load.ActDelete:
+	case load.ActCreate, load.ActAdopt, load.ActRename, load.ActAssign, load.ActAdd, load.ActRemove, load.ActGiveBack, load.ActArchive, load.ActDelete,
+		load.ActEnrol, load.ActSuspend, load.ActUnenrol:
 		return true
 	}
 	return false
@@ -201,6 +215,8 @@ func (w *world) changeKey(it *load.Item) string {
 			who = w.cmisOf(int(it.UserID))
 		}
 		return fmt.Sprintf("%d %s member %s %s", it.CourseID, it.Action, it.IDNumber, who)
+	case "enrolment":
+		return fmt.Sprintf("%d %s enrolment %s", it.CourseID, it.Action, it.CMISID)
 	case "group", "grouping":
 		action := it.Action
 		if action == load.ActArchive {
@@ -295,6 +311,31 @@ func (w *world) changes(before, after moodlesim.State) []string {
 			out = append(out, fmt.Sprintf("%d delete %s %s", y.course, kindOf(y), y.idn))
 		}
 	}
+	// Manual enrolments: made, suspended, made active again, removed.
+	manual := func(s moodlesim.State) map[[2]int]bool { // -> suspended
+		m := map[[2]int]bool{}
+		for _, e := range s.UserEnrolments {
+			if e.Method == moodlesim.MethodManual {
+				m[[2]int{e.CourseID, e.UserID}] = e.Suspended
+			}
+		}
+		return m
+	}
+	eb, ea := manual(before), manual(after)
+	for k, susp := range ea {
+		was, existed := eb[k]
+		switch {
+		case !existed || was && !susp:
+			out = append(out, fmt.Sprintf("%d enrol enrolment %s", k[0], w.cmisOf(k[1])))
+		case !was && susp:
+			out = append(out, fmt.Sprintf("%d suspend enrolment %s", k[0], w.cmisOf(k[1])))
+		}
+	}
+	for k := range eb {
+		if _, ok := ea[k]; !ok {
+			out = append(out, fmt.Sprintf("%d unenrol enrolment %s", k[0], w.cmisOf(k[1])))
+		}
+	}
 	return out
 }
 
@@ -374,8 +415,57 @@ func (w *world) moodle() {
 	for _, g := range s.Groups {
 		gname[g.ID] = g.IDNumber
 	}
+	type enrolment struct {
+		suspended bool
+		roles     []int
+	}
+	enrolled := map[[2]int]*enrolment{}
+	for _, e := range s.UserEnrolments {
+		k := [2]int{e.CourseID, e.UserID}
+		if enrolled[k] == nil {
+			enrolled[k] = &enrolment{suspended: true}
+		}
+		enrolled[k].suspended = enrolled[k].suspended && e.Suspended
+	}
+	for _, r := range s.RoleAssignments {
+		if e := enrolled[[2]int{r.CourseID, r.UserID}]; e != nil {
+			e.roles = append(e.roles, r.RoleID)
+		}
+	}
+	var people []string
+	for p := range w.users {
+		people = append(people, p)
+	}
+	sort.Strings(people)
 	for _, c := range cids {
 		fmt.Fprintf(&w.out, "  %s\n", names[c])
+		// Enrolments other than the world's default (everyone enrolled,
+		// active, as a student) are listed.
+		var odd []string
+		exists := false
+		for _, x := range s.Courses {
+			exists = exists || x.ID == c
+		}
+		for _, p := range people {
+			if !exists {
+				break
+			}
+			e := enrolled[[2]int{c, w.users[p]}]
+			switch {
+			case e == nil:
+				odd = append(odd, p+": not enrolled")
+			case e.suspended || len(e.roles) != 1 || e.roles[0] != moodlesim.RoleStudent:
+				sort.Ints(e.roles)
+				st := "active"
+				if e.suspended {
+					st = "suspended"
+				}
+				odd = append(odd, fmt.Sprintf("%s: %s, roles %v", p, st, e.roles))
+			}
+		}
+		if len(odd) > 0 {
+			fmt.Fprintf(&w.out, "    enrolments: %s\n", strings.Join(odd, "; "))
+		}
 		for _, g := range s.Groupings {
 			if g.CourseID == c {
 				var in []string
@@ -631,6 +721,59 @@ var scenarios = map[string]func(w *world){
 			w.t.Fatal(err)
 		}
 		w.sync("shown again: course B catches up", stage.Options{}, load.Options{})
+	},
+	"enrol_missing_then_suspend_and_reactivate": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2", "t1")
+		w.cmis("COMP1001", "SEM02", "s2")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.notEnrolled("s2", "t1")
+		on := load.Options{EnrolMissing: true, UnenrolAction: load.UnenrolSuspend}
+		w.sync("s2 and tutor t1 are not enrolled: enrolled first (student role, non-editing teacher), then added to their groups; s1 was enrolled by hand", stage.Options{}, on)
+		w.sync("in step: nothing read or sent for enrolment", stage.Options{}, on)
+		w.cmis("COMP1001", "SEM01", "s1", "t1")
+		w.sync("s2 leaves SEM01 but stays in SEM02: still enrolled", stage.Options{}, on)
+		w.dropGroup("COMP1001", "SEM02")
+		w.cmis("COMP1001", "SEM01", "t1")
+		w.sync("s2 in no CMIS group of the course: removed, then the enrolment cmissync made is suspended; s1, enrolled by hand, keeps theirs", stage.Options{}, on)
+		w.cmis("COMP1001", "SEM01", "s2", "t1")
+		w.sync("s2 back in CMIS: made active again and added", stage.Options{}, on)
+	},
+	"unenrol_only_what_cmissync_made": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2", "s3")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.notEnrolled("s2", "s3")
+		opts := load.Options{EnrolMissing: true, UnenrolAction: load.UnenrolRemove}
+		w.sync("s2 and s3 enrolled by cmissync, s1 by hand", stage.Options{}, opts)
+		w.cmis("COMP1001", "SEM01", "s3")
+		opts.RemoveAfterRuns = 2
+		w.sync("s1 and s2 leave CMIS, one absence of two: nothing removed, the unenrolment of s2 is held with its removal", stage.Options{}, opts)
+		w.sync("second absence: both removed from the group; only s2's enrolment, made by cmissync, is removed", stage.Options{}, opts)
+		w.sync("in step", stage.Options{}, opts)
+	},
+	"enrol_refused_role": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2", "t1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.notEnrolled("s2", "t1")
+		w.sync("the tutor role is one the service user may not assign: t1's enrolment fails and t1 waits; s2 is enrolled and added", stage.Options{},
+			load.Options{EnrolMissing: true, TutorRoleID: moodlesim.RoleCourseCreator})
+		w.sync("with an assignable role, t1 is enrolled and added", stage.Options{}, load.Options{EnrolMissing: true})
+	},
+	"skip_ended_courses": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.mapping("B", "COMP1001", "ADD", "ADD")
+		opts := load.Options{SkipEndedCourses: true}
+		w.sync("first sync", stage.Options{}, opts)
+		if err := w.sim.SetCourseEndDate(w.courses["B"], time.Date(2025, 6, 30, 0, 0, 0, 0, time.UTC).Unix()); err != nil {
+			w.t.Fatal(err)
+		}
+		w.cmis("COMP1001", "SEM01", "s2")
+		w.sync("course B ended: frozen, reported once; course A kept in step", stage.Options{}, opts)
+		w.sync("still ended: nothing written to B, nothing reported again", stage.Options{}, opts)
+		if err := w.sim.SetCourseEndDate(w.courses["B"], time.Now().AddDate(1, 0, 0).Unix()); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("its end date moved into the future: thawed and caught up", stage.Options{}, opts)
 	},
 	"adopted_group_given_back": func(w *world) {
 		w.cmis("COMP1001", "SEM01", "s1", "s2")

@@ -31,6 +31,10 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	var found []store.AddedMember
 	var foundAudit []store.AuditEntry
 	for _, it := range items {
+		if why := enrolmentWait(it); why != "" {
+			l.wait(it, why)
+			continue
+		}
 		if it.Action == ActAdd {
 			adds = append(adds, it)
 			continue

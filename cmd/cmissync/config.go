@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/cmissync/cmissync/load"
 )
 
 // Config is the whole configuration. Every key is documented by its `doc`
@@ -85,17 +87,22 @@ type StageConfig struct {
 
 // LoadConfig shapes the load step and its policies.
 type LoadConfig struct {
-	Concurrency     int     `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
-	ParkAfter       int     `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
-	OnNameClash     string  `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
-	OnDeleted       string  `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
-	OnRenamed       string  `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep" oneof:"keep restore"`
-	OnMemberRemoved string  `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore" oneof:"restore respect"`
-	OnGroupRemoved  string  `toml:"on_group_removed" doc:"A group cmissync made is no longer in CMIS: delete (it and its memberships) or archive (keep it with its id and all its members, add load.archive_suffix to its name, take it out of cmissync's grouping, stop managing it; the report lists it)." default:"delete" oneof:"delete archive"`
-	ArchiveSuffix   string  `toml:"archive_suffix" doc:"Added to the name of a group archived by load.on_group_removed = archive. 1 to 50 characters." default:" (archived)"`
-	RemoveAfterRuns int     `toml:"remove_after_runs" doc:"A membership, group or grouping absent from CMIS is removed only once it has been absent from this many consecutive complete extracts, so that one night's glitch in CMIS removes nobody; the plan shows it as pending meanwhile. Range: 1 to 100." default:"1" min:"1" max:"100"`
-	FrozenCourses   []int64 `toml:"frozen_courses" doc:"Moodle course ids that get no writes at all (e.g. finished courses whose groups must stay as they were); reported once when frozen and once when thawed; naming a course with --course writes to it all the same. Environment: comma-separated."`
-	RemoveNotInCMIS bool    `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
+	Concurrency      int     `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
+	ParkAfter        int     `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
+	OnNameClash      string  `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
+	OnDeleted        string  `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
+	OnRenamed        string  `toml:"on_renamed" doc:"A group or grouping cmissync made was renamed in Moodle by hand: keep (Moodle's name) or restore (cmissync's name)." default:"keep" oneof:"keep restore"`
+	OnMemberRemoved  string  `toml:"on_member_removed" doc:"A CMIS member cmissync added was removed from its group in Moodle by hand: restore (add them back) or respect (record the removal and leave them out while CMIS lists them)." default:"restore" oneof:"restore respect"`
+	OnGroupRemoved   string  `toml:"on_group_removed" doc:"A group cmissync made is no longer in CMIS: delete (it and its memberships) or archive (keep it with its id and all its members, add load.archive_suffix to its name, take it out of cmissync's grouping, stop managing it; the report lists it)." default:"delete" oneof:"delete archive"`
+	ArchiveSuffix    string  `toml:"archive_suffix" doc:"Added to the name of a group archived by load.on_group_removed = archive. 1 to 50 characters." default:" (archived)"`
+	RemoveAfterRuns  int     `toml:"remove_after_runs" doc:"A membership, group or grouping absent from CMIS is removed only once it has been absent from this many consecutive complete extracts, so that one night's glitch in CMIS removes nobody; the plan shows it as pending meanwhile. Range: 1 to 100." default:"1" min:"1" max:"100"`
+	FrozenCourses    []int64 `toml:"frozen_courses" doc:"Moodle course ids that get no writes at all (e.g. finished courses whose groups must stay as they were); reported once when frozen and once when thawed; naming a course with --course writes to it all the same. Environment: comma-separated."`
+	EnrolMissing     string  `toml:"enrol_missing" doc:"A person CMIS lists in a group who is not enrolled in the course: off (they wait, and are reported) or on (enrol them with the manual enrolment plugin in load.student_role or load.tutor_role, then add them to their groups in the same run; cmissync records the enrolments it makes). On needs enrol_manual_enrol_users in the service." default:"off" oneof:"off on"`
+	StudentRole      string  `toml:"student_role" doc:"Role of people enrolled from CMIS's student lists: a role id, or the shortname of a stock role (student, teacher, editingteacher, manager, coursecreator, taken as the stock ids 5, 4, 3, 1, 2; on a site whose roles were renumbered, give the id)." default:"student"`
+	TutorRole        string  `toml:"tutor_role" doc:"Role of people enrolled from CMIS's tutor lists, as load.student_role. The stock teacher role is the non-editing teacher." default:"teacher"`
+	UnenrolAction    string  `toml:"unenrol_action" doc:"An enrolment cmissync made, once the person is in no CMIS group of the course: keep, suspend (they keep their groups and data but lose access) or unenrol (Moodle removes them from every group of the course and purges their participation: grades, submissions, forum posts; prefer suspend). Enrolments made any other way are never touched. Suspend needs enrol_manual_enrol_users, unenrol enrol_manual_unenrol_users." default:"keep" oneof:"keep suspend unenrol"`
+	SkipEndedCourses bool    `toml:"skip_ended_courses" doc:"Freeze courses whose end date (in Moodle) has passed: no writes, reported once when a course freezes; naming a course with --course writes to it all the same. Needs core_course_get_courses_by_field." default:"false"`
+	RemoveNotInCMIS  bool    `toml:"remove_members_not_in_cmis" doc:"Also remove members of cmissync's groups that CMIS does not list, including people added by hand (the old removeMoodleGroupMembersNotSeenInCMIS). Off: only memberships cmissync added are ever removed." default:"false"`
 }
 
 // GuardConfig sets the mass-change safety rail.
@@ -305,6 +312,8 @@ func (c *Config) validate() error {
 		checkCourses("stage.courses", c.Stage.Courses),
 		checkCourses("load.frozen_courses", c.Load.FrozenCourses),
 		checkSuffix(c.Load.ArchiveSuffix),
+		checkRole("load.student_role", c.Load.StudentRole),
+		checkRole("load.tutor_role", c.Load.TutorRole),
 		checkSMTPHost(c.Email.SMTPHost),
 		checkAddress("email.from", c.Email.From),
 	)
@@ -316,6 +325,14 @@ func (c *Config) validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &ConfigError{Err: err}
+	}
+	return nil
+}
+
+// checkRole checks a role given by id or stock shortname.
+func checkRole(key, v string) error {
+	if _, err := load.ParseRole(v); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil
 }

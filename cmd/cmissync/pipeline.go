@@ -600,12 +600,18 @@ func (p *pipeline) loadOptions() load.Options {
 		FrozenCourses:       p.cfg.Load.FrozenCourses,
 		Unfreeze:            p.courseArgs,
 		RemoveUnseenMembers: p.cfg.Load.RemoveNotInCMIS,
+		EnrolMissing:        p.cfg.Load.EnrolMissing == "on",
+		UnenrolAction:       p.cfg.Load.UnenrolAction,
+		SkipEndedCourses:    p.cfg.Load.SkipEndedCourses,
 		Guard: load.Guard{
 			MaxDeleteShare: p.cfg.Guard.MaxDeleteShare, MaxDeleteCount: int64(p.cfg.Guard.MaxDeleteCount),
 			CourseMaxDeleteShare: p.cfg.Guard.CourseMaxDeleteShare, CourseMinItems: int64(p.cfg.Guard.CourseMinItems),
 		},
 		ApproveDeletes: p.approveDeletes,
 	}
+	// Validated with the configuration.
+	opts.StudentRoleID, _ = load.ParseRole(p.cfg.Load.StudentRole)
+	opts.TutorRoleID, _ = load.ParseRole(p.cfg.Load.TutorRole)
 	if p.noDeletes {
 		opts.NoDeletes = "deletions are off for this run (--no-deletes)"
 	}
