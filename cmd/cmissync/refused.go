@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/cmissync/cmissync/stage/store"
+)
+
+// refusedRows returns the rows this run's extract refused, with their keys
+// as far as they could be read (store.BadRows leaves the keys out).
+//
+// The query belongs in stage/store: once BadRows returns Table, Module,
+// Group and CMISID too, this becomes a call to it.
+func (p *pipeline) refusedRows(ctx context.Context) ([]store.BadRow, error) {
+	rows, err := p.st.DB().QueryContext(ctx, `SELECT source, line, rowdata, reason, dumptable, modulecode, groupcode, cmisid
+FROM cmis_error_data_dump WHERE run_id = ? ORDER BY id`, p.runID)
+	if err != nil {
+		return nil, fmt.Errorf("read refused rows: %w", err)
+	}
+	defer rows.Close()
+	var out []store.BadRow
+	for rows.Next() {
+		var b store.BadRow
+		var table string
+		if err := rows.Scan(&b.Source, &b.Line, &b.Row, &b.Reason, &table, &b.Module, &b.Group, &b.CMISID); err != nil {
+			return nil, fmt.Errorf("read refused rows: %w", err)
+		}
+		b.Table = store.DumpTable(table)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read refused rows: %w", err)
+	}
+	return out, nil
+}
+
+// faultyField names the column a refused row's reason is about: the first
+// of its view's columns the reason names as a word ("missing studentid",
+// "control character U+0001 in groupcode"), or "" when the reason is about
+// the whole record (a wrong number of values, a CSV syntax error).
+func faultyField(b store.BadRow) string {
+	first, at := "", -1
+	for _, col := range b.Table.Columns() {
+		re := regexp.MustCompile(`\b` + regexp.QuoteMeta(col) + `\b`)
+		loc := re.FindStringIndex(b.Reason)
+		if loc == nil || (at >= 0 && loc[0] >= at) {
+			continue
+		}
+		// "N values, want M (modulecode, groupcode, studentid)" names them all.
+		if regexp.MustCompile(`^[0-9]+ values, want`).MatchString(b.Reason) {
+			return ""
+		}
+		first, at = col, loc[0]
+	}
+	return first
+}
