@@ -64,6 +64,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.demoCommand(),
 		a.moodleSimCommand(),
 		a.configCommand(),
+		a.manCommand(),
 	)
 	return root
 }
@@ -180,13 +181,24 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 }
 
 func (a *app) configCommand() *cobra.Command {
-	return &cobra.Command{
+	var example bool
+	c := &cobra.Command{
 		Use:   "config",
 		Short: "List every configuration key, its environment variable and default",
-		Args:  cobra.NoArgs,
+		Long: `Lists every configuration key with its environment variable, default and
+meaning. With --example, prints a complete configuration file instead: every
+key at its default, commented (the same as cmd/cmissync/cmissync.example.toml),
+a starting point for /etc/cmissync/cmissync.toml.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_, err := io.WriteString(a.stdout, configHelp())
+			text := configHelp()
+			if example {
+				text = exampleConfig()
+			}
+			_, err := io.WriteString(a.stdout, text)
 			return err
 		},
 	}
+	c.Flags().BoolVar(&example, "example", false, "print a complete, commented configuration file with every key at its default")
+	return c
 }
