@@ -36,23 +36,24 @@ FROM cmis_error_data_dump WHERE run_id = ? ORDER BY id`, p.runID)
 	return out, nil
 }
 
-// faultyField names the column a refused row's reason is about: the first
-// of its view's columns the reason names as a word ("missing studentid",
+// wholeRecord is a reason about the record, not one of its fields: "3
+// values, want 2 (modulecode, groupcode, studentid)" names every column.
+var wholeRecord = regexp.MustCompile(`^[0-9]+ values, want`)
+
+// faultyField names the column a refused row's reason is about: the
+// column of its view that the reason names first ("missing studentid",
 // "control character U+0001 in groupcode"), or "" when the reason is about
 // the whole record (a wrong number of values, a CSV syntax error).
 func faultyField(b store.BadRow) string {
-	first, at := "", -1
+	if wholeRecord.MatchString(b.Reason) {
+		return ""
+	}
+	first, at := "", len(b.Reason)
 	for _, col := range b.Table.Columns() {
-		re := regexp.MustCompile(`\b` + regexp.QuoteMeta(col) + `\b`)
-		loc := re.FindStringIndex(b.Reason)
-		if loc == nil || (at >= 0 && loc[0] >= at) {
-			continue
+		loc := regexp.MustCompile(`\b` + regexp.QuoteMeta(col) + `\b`).FindStringIndex(b.Reason)
+		if loc != nil && loc[0] < at {
+			first, at = col, loc[0]
 		}
-		// "N values, want M (modulecode, groupcode, studentid)" names them all.
-		if regexp.MustCompile(`^[0-9]+ values, want`).MatchString(b.Reason) {
-			return ""
-		}
-		first, at = col, loc[0]
 	}
 	return first
 }
