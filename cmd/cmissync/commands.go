@@ -22,7 +22,8 @@ const rootLong = `cmissync keeps Moodle course groups in step with the teaching 
 Every night "cmissync run" extracts the CMIS views into the staging database,
 stages the desired groupings, groups and memberships of each mapped course
 against what cmissync already made, and loads the changes into Moodle through
-its web services, emailing a report for each step that had failures.
+its web services, emailing a report for each step that had failures or news
+(see email.when).
 
 Configuration comes from one file (--config, default ./cmissync.toml) and the
 environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".`
@@ -63,6 +64,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.demoCommand(),
 		a.moodleSimCommand(),
 		a.configCommand(),
+		a.manCommand(),
 	)
 	return root
 }
@@ -104,7 +106,10 @@ func (a *app) runCommand() *cobra.Command {
 		Use:   "run",
 		Short: "Run all steps: extract, stage, load",
 		Long: `Runs extract, stage and load under the run lock, recording each step in
-cmissync_runs and emailing a report for each step that had failures.
+cmissync_runs and emailing a report for each step that had failures or news
+(email.when). On a terminal it shows each step's progress and a closing
+summary; with metrics.textfile and monitor.ping_url set, it writes metrics and
+pings a monitoring check at its end (not on a dry run).
 The run stops before stage when extract fails, so bad data never deletes
 anything; deletions are skipped when an earlier step failed.
 
@@ -176,13 +181,24 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 }
 
 func (a *app) configCommand() *cobra.Command {
-	return &cobra.Command{
+	var example bool
+	c := &cobra.Command{
 		Use:   "config",
 		Short: "List every configuration key, its environment variable and default",
-		Args:  cobra.NoArgs,
+		Long: `Lists every configuration key with its environment variable, default and
+meaning. With --example, prints a complete configuration file instead: every
+key at its default, commented (the same as cmd/cmissync/cmissync.example.toml),
+a starting point for /etc/cmissync/cmissync.toml.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_, err := io.WriteString(a.stdout, configHelp())
+			text := configHelp()
+			if example {
+				text = exampleConfig()
+			}
+			_, err := io.WriteString(a.stdout, text)
 			return err
 		},
 	}
+	c.Flags().BoolVar(&example, "example", false, "print a complete, commented configuration file with every key at its default")
+	return c
 }

@@ -37,7 +37,10 @@ type Config struct {
 	Load    LoadConfig    `toml:"load"`
 	Guard   GuardConfig   `toml:"guard"`
 	Email   EmailConfig   `toml:"email"`
+	Report  ReportConfig  `toml:"report"`
 	Log     LogConfig     `toml:"log"`
+	Metrics MetricsConfig `toml:"metrics"`
+	Monitor MonitorConfig `toml:"monitor"`
 }
 
 // SiteConfig names the installation.
@@ -125,7 +128,23 @@ type EmailConfig struct {
 	From         string   `toml:"from" doc:"Sender address of reports: one address, name@host or \"Name <name@host>\"." default:"cmissync@localhost"`
 	To           []string `toml:"to" doc:"Recipients of reports (support staff), each name@host or \"Name <name@host>\". Environment: comma-separated."`
 	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports"`
-	MaxRows      int      `toml:"max_rows" doc:"Failures shown in the body of a report; the full list is attached as CSV when there are more. Range: 1 to 1000." default:"20" min:"1" max:"1000"`
+	MaxRows      int      `toml:"max_rows" doc:"Failures (or refused rows) shown as examples in the body of a report; identical ones are collapsed with a count, and the full list is attached as CSV whenever one is not shown. Range: 1 to 1000." default:"20" min:"1" max:"1000"`
+	When         string   `toml:"when" doc:"When a step emails its report: failures (the step failed, was stopped by a safety rail, or had failed items or refused rows), notices (also deletions held back, notices such as a course retired or a group recreated, and members waiting for enrolment for the first time), changes (also whenever the load changed something in Moodle) or always (every step)." default:"notices" oneof:"failures notices changes always"`
+}
+
+// ReportConfig shapes what reports treat as needing a person.
+type ReportConfig struct {
+	WaitingAlertAfter Duration `toml:"waiting_alert_after" doc:"A member waiting for enrolment is listed once, then counted in one summary line; after waiting longer than this, it is reported as a failure again (exit 3), so that it reaches a person. Range: 1h to 8760h." default:"168h" min:"1h" max:"8760h"`
+}
+
+// MetricsConfig writes run metrics for Prometheus.
+type MetricsConfig struct {
+	Textfile string `toml:"textfile" doc:"File that every run (not dry runs) rewrites, atomically, with its metrics in the Prometheus text format, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/cmissync.prom; the name must end in .prom). Empty: no metrics."`
+}
+
+// MonitorConfig pings a dead man's switch such as healthchecks.io.
+type MonitorConfig struct {
+	PingURL string `toml:"ping_url" doc:"Ping URL of a monitoring check (healthchecks.io convention): every run (not dry runs) requests URL/start when it starts, URL when it ends with exit 0, and URL/CODE (the exit code) otherwise, so that a run that fails or never happens raises an alert. Secret (the URL is the check's key). Empty: no pings." secret:"true"`
 }
 
 // LogConfig shapes logs.
@@ -315,6 +334,8 @@ func (c *Config) validate() error {
 		checkRole("load.student_role", c.Load.StudentRole),
 		checkRole("load.tutor_role", c.Load.TutorRole),
 		checkSMTPHost(c.Email.SMTPHost),
+		checkTextfile(c.Metrics.Textfile),
+		checkPingURL(c.Monitor.PingURL),
 		checkAddress("email.from", c.Email.From),
 	)
 	for _, to := range c.Email.To {
@@ -490,6 +511,28 @@ func checkCourses(key string, ids []int64) error {
 func checkSuffix(s string) error {
 	if n := len([]rune(s)); strings.TrimSpace(s) == "" || n > 50 || strings.ContainsAny(s, "\r\n\t") {
 		return fmt.Errorf("load.archive_suffix = %q: want 1 to 50 characters on one line, not only spaces", s)
+	}
+	return nil
+}
+
+// checkTextfile accepts an empty path or one ending in .prom: node_exporter's textfile
+// collector reads only those, so any other name would be written and never scraped.
+func checkTextfile(path string) error {
+	if path != "" && !strings.HasSuffix(path, ".prom") {
+		return fmt.Errorf("metrics.textfile = %q: the name must end in .prom (node_exporter reads only those)", path)
+	}
+	return nil
+}
+
+// checkPingURL accepts an empty URL or an http(s) URL. The URL is the check's key, so it is
+// never echoed.
+func checkPingURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("monitor.ping_url is not an http(s) URL")
 	}
 	return nil
 }

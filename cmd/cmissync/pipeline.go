@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,12 @@ type pipeline struct {
 	// courseArgs are the courses named with --course: they are written to
 	// even when frozen.
 	courseArgs []int64
+	// shown is the progress display of the running step (nil when not on
+	// a terminal); hooked says its log hook is in place. steps records how
+	// each step of this invocation ended.
+	shown  atomic.Pointer[progress]
+	hooked bool
+	steps  []stepRecord
 }
 
 // loadConfig reads the configuration named by --config.
@@ -122,34 +129,6 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-func newLogger(cfg *Config, w interface{ Write([]byte) (int, error) }) *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(w)
-	lvl, err := logrus.ParseLevel(cfg.Log.Level)
-	if err != nil {
-		lvl = logrus.InfoLevel
-	}
-	l.SetLevel(lvl)
-	format := cfg.Log.Format
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && isTerminal(f) {
-			format = "text"
-		}
-	}
-	if format == "json" {
-		l.SetFormatter(&logrus.JSONFormatter{})
-	} else {
-		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	}
-	return l
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 // lock takes the run lock for the pipeline's run.
 // deadOnThisHost reports a lock holder (as written by lock) that ran on this
 // host in a process that no longer exists: a run killed outright, whose lock
@@ -182,7 +161,11 @@ func (p *pipeline) lock(ctx context.Context) (*store.Lock, error) {
 
 // run executes extract, stage and load (or prints the plan on a dry run).
 func (p *pipeline) run(ctx context.Context, dryRun bool) error {
-	return p.locked(ctx, func(ctx context.Context) error { return p.runSteps(ctx, dryRun) })
+	started := time.Now()
+	p.runStarting(ctx, dryRun)
+	err := p.locked(ctx, func(ctx context.Context) error { return p.runSteps(ctx, dryRun) })
+	p.runFinished(ctx, dryRun, started, err)
+	return err
 }
 
 // errLockLost cancels a run whose lock another run took over.
@@ -286,18 +269,24 @@ type stepResult struct {
 	counts   map[string]int64
 	summary  []report.Count
 	failures []report.Failure
-	advice   []string
+	// refused are the source rows an extract refused: failed items too,
+	// reported in the extract's own layout.
+	refused []report.Refused
+	advice  []string
 	// held lists what a policy held back; notices what is worth knowing
-	// though nothing failed; waiting the members who started waiting for
-	// enrolment, with the summary of the list.
-	held, notices, waiting []string
-	// summaryLine is the waiting list's summary when nobody new waits: it
-	// rides along in a report sent for another reason.
-	summaryLine string
+	// though nothing failed.
+	held, notices []string
+	// waiting lists the members waiting for enrolment: one line per member
+	// waiting for the first time, then one summary line (report.Report.Waiting).
+	waiting []string
 }
 
-// step runs one step, records it in cmissync_runs and emails a report when
-// it failed or had failed items.
+// items is the number of failed items of the step.
+func (r stepResult) items() int { return len(r.failures) + len(r.refused) }
+
+// step runs one step, records it in cmissync_runs, logs its start and its
+// end (one line each, with the outcome, the duration and the counts), and
+// emails a report when email.when asks for one.
 func (p *pipeline) step(ctx context.Context, name string, fn func(context.Context) (stepResult, error)) error {
 	log := p.log.WithField("step", name)
 	started := time.Now()
@@ -305,7 +294,9 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 	if err != nil {
 		return err
 	}
-	log.Info(name + " started")
+	log.WithField(pipelineMark, true).Info(name + " started")
+	pr := p.startProgress(name)
+	p.shown.Store(pr)
 	res, err := fn(ctx)
 	outcome, message := store.OutcomeOK, ""
 	var he *HeldError
@@ -316,24 +307,34 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 		outcome, message = store.OutcomeHeld, err.Error()
 	case err != nil:
 		outcome, message = store.OutcomeFailed, err.Error()
-	case len(res.failures) > 0:
-		outcome, message = store.OutcomePartial, fmt.Sprintf("%d failed items", len(res.failures))
+	case res.items() > 0:
+		outcome, message = store.OutcomePartial, fmt.Sprintf("%d failed items", res.items())
 	}
 	message = report.Scrub(message, p.cfg.secrets()...)
 	if ferr := p.st.FinishStep(id, outcome, res.counts, message); ferr != nil {
 		log.WithError(ferr).Error("could not record the end of the step")
 	}
-	entry := log.WithField("outcome", outcome).WithField("seconds", time.Since(started).Seconds())
-	if err != nil {
+	took := time.Since(started)
+	pr.finish(outcome, took)
+	p.shown.Store(nil)
+	p.steps = append(p.steps, stepRecord{name: name, outcome: outcome, took: took, res: res})
+	fields := logrus.Fields{pipelineMark: true, "outcome": outcome, "seconds": took.Round(time.Millisecond).Seconds()}
+	for k, v := range res.counts {
+		if v != 0 {
+			fields[k] = v
+		}
+	}
+	entry := log.WithFields(fields)
+	switch {
+	case outcome == store.OutcomeHeld:
+		entry.Warn(name + " held: " + message)
+	case err != nil:
 		entry.Error(name + " failed: " + message)
-	} else {
+	default:
 		entry.Info(name + " finished")
 	}
-	// A report goes out for failures, and for deletions held back or
-	// things done by hand repaired (a group recreated, a course retired):
-	// support must hear of those though nothing failed.
-	if (outcome != store.OutcomeOK || len(res.held) > 0 || len(res.notices) > 0 || len(res.waiting) > 0) && !errors.Is(err, context.Canceled) {
-		p.sendReport(ctx, name, started, outcome, message, res)
+	if p.wantReport(name, outcome, res) && !errors.Is(err, context.Canceled) {
+		p.sendReport(ctx, name, started, outcome, message, res, err)
 	}
 	if err != nil {
 		// Shown on standard error: without secrets, with the chain kept
@@ -341,25 +342,54 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 		err = fmt.Errorf("%s: %w", name, err)
 		return &scrubbedError{msg: report.Scrub(err.Error(), p.cfg.secrets()...), err: err}
 	}
-	if len(res.failures) > 0 {
-		return &PartialError{Step: name, Failures: len(res.failures)}
+	if res.items() > 0 {
+		return &PartialError{Step: name, Failures: res.items()}
 	}
 	return nil
 }
 
-func (p *pipeline) sendReport(ctx context.Context, step string, started time.Time, outcome, message string, res stepResult) {
+// stepRecord is how a step of this run ended, for the closing summary and
+// the metrics.
+type stepRecord struct {
+	name, outcome string
+	took          time.Duration
+	res           stepResult
+}
+
+// wantReport applies email.when to a step that ended with outcome.
+func (p *pipeline) wantReport(step, outcome string, res stepResult) bool {
+	failed := outcome != store.OutcomeOK || res.items() > 0
+	notices := len(res.held) > 0 || len(res.notices) > 0 || (report.Report{Waiting: res.waiting}).NewWaiting() > 0
+	changed := step == "load" && p.lastLoad != nil && p.lastLoad.Writes() > 0
+	switch p.cfg.Email.When {
+	case "failures":
+		return failed
+	case "changes":
+		return failed || notices || changed
+	case "always":
+		return true
+	}
+	return failed || notices
+}
+
+// sendReport emails the report of a step: its failures (or refused rows)
+// first, with advice fitted to a step-level error, then what was held
+// back, notices, who waits for enrolment, and the counts.
+func (p *pipeline) sendReport(ctx context.Context, step string, started time.Time, outcome, message string, res stepResult, err error) {
 	r := report.Report{
 		Site: p.cfg.Site.Name, RunID: p.runID, Step: step, Started: started, Finished: time.Now(),
-		Summary: res.summary, Failures: res.failures, Advice: res.advice, Held: res.held,
-		// Until reports have a section of their own for it, the waiting
-		// list rides with the notices.
-		Notices: append(append([]string(nil), res.notices...), res.waiting...),
-	}
-	if res.summaryLine != "" {
-		r.Notices = append(r.Notices, res.summaryLine)
+		Summary: res.summary, Failures: res.failures, Refused: res.refused, Advice: res.advice,
+		Held: res.held, Notices: res.notices, Waiting: res.waiting, MoodleURL: p.cfg.Moodle.URL,
 	}
 	if outcome == store.OutcomeFailed || outcome == store.OutcomeHeld {
 		r.Fatal = message
+		r.Hold = outcome == store.OutcomeHeld
+	}
+	// The extract has its own advice for every way a source fails.
+	if step != "extract" {
+		if a := stepAdvice(step, err, p.cfg); a != nil {
+			r.Advice = a
+		}
 	}
 	d, err := p.mailer.Send(ctx, r)
 	log := p.log.WithField("step", step)
@@ -428,18 +458,32 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 	return out, p.badRows(ctx, &out)
 }
 
-// badRows adds the rows this run's extract refused to the step's failures.
+// badRows adds the rows this run's extract refused to the step's failed
+// items, each with the courses that take its module's groups.
 func (p *pipeline) badRows(ctx context.Context, out *stepResult) error {
-	bad, err := p.st.BadRows(ctx, p.runID)
+	bad, err := p.refusedRows(ctx)
+	if err != nil || len(bad) == 0 {
+		return err
+	}
+	maps, err := p.st.Mappings(ctx, 0)
 	if err != nil {
 		return err
 	}
+	courses := map[string][]int{}
+	for _, m := range maps {
+		if m.GroupImport == store.ActionAdd && m.MappingAction == store.ActionAdd {
+			courses[m.ModuleCode] = append(courses[m.ModuleCode], int(m.CourseID))
+		}
+	}
 	for _, b := range bad {
-		out.failures = append(out.failures, report.Failure{
-			Function: "extract " + b.Source, Params: fmt.Sprintf("line %d: %s", b.Line, b.Row),
-			ErrorCode: "badrow", Message: b.Reason,
-			Hint: "Fix the row in CMIS (or the CSV file); it is left out of this run and the rest went on. See cmis_error_data_dump.",
-		})
+		r := report.Refused{
+			File: b.Source, Line: b.Line, Field: faultyField(b), Reason: b.Reason, Row: b.Row,
+			Module: b.Module, Group: b.Group, Member: b.CMISID,
+		}
+		if b.Module != "" {
+			r.Courses = courses[b.Module]
+		}
+		out.refused = append(out.refused, r)
 	}
 	return nil
 }
@@ -559,20 +603,24 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 		}
 	}
 	for _, n := range res.Notices {
-		out.notices = append(out.notices, fmt.Sprintf("course %d %s: %s", n.CourseID, n.Object, n.Message))
+		if n.Object == "" {
+			out.notices = append(out.notices, fmt.Sprintf("course %d: %s", n.CourseID, n.Message))
+		} else {
+			out.notices = append(out.notices, fmt.Sprintf("course %d %s: %s", n.CourseID, n.Object, n.Message))
+		}
 	}
 	// Members waiting for enrolment: listed when they start waiting, then
 	// only counted; a report goes out for new ones, not for the same list
 	// every night.
+	// The report's waiting section: one line per member waiting for the
+	// first time, then the summary line (report.Report.Waiting).
 	for _, w := range res.Waiting {
 		if w.New {
-			out.waiting = append(out.waiting, "waiting: "+w.Line())
+			out.waiting = append(out.waiting, w.Line())
 		}
 	}
-	if len(out.waiting) > 0 {
-		out.waiting = append(out.waiting, load.WaitingSummary(res.Waiting))
-	} else if s := load.WaitingSummary(res.Waiting); s != "" {
-		out.summaryLine = s
+	if s := load.WaitingSummary(res.Waiting); s != "" {
+		out.waiting = append(out.waiting, s)
 	}
 	p.lastLoad = res
 	var hold *load.HoldError
@@ -607,7 +655,9 @@ func (p *pipeline) loadOptions() load.Options {
 			MaxDeleteShare: p.cfg.Guard.MaxDeleteShare, MaxDeleteCount: int64(p.cfg.Guard.MaxDeleteCount),
 			CourseMaxDeleteShare: p.cfg.Guard.CourseMaxDeleteShare, CourseMinItems: int64(p.cfg.Guard.CourseMinItems),
 		},
-		ApproveDeletes: p.approveDeletes,
+		ApproveDeletes:    p.approveDeletes,
+		Progress:          p.loadProgress,
+		WaitingAlertAfter: time.Duration(p.cfg.Report.WaitingAlertAfter),
 	}
 	// Validated with the configuration.
 	opts.StudentRoleID, _ = load.ParseRole(p.cfg.Load.StudentRole)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,13 @@ var fixedStart = time.Date(2026, 11, 22, 2, 15, 0, 0, time.UTC)
 
 func fewReport() Report {
 	return Report{
-		Site:     "Moodle Live",
-		RunID:    "20261122-021500-ab12",
-		Step:     "load",
-		Started:  fixedStart,
-		Finished: fixedStart.Add(2*time.Minute + 43*time.Second),
-		Outcome:  "finished with 3 failures",
+		Site:      "Moodle Live",
+		RunID:     "20261122-021500-ab12",
+		Step:      "load",
+		Started:   fixedStart,
+		Finished:  fixedStart.Add(2*time.Minute + 43*time.Second),
+		Outcome:   "finished with 3 failures",
+		MoodleURL: "https://moodle.example.ac.uk/",
 		Summary: []Count{
 			{"Groups created", 12},
 			{"Groupings created", 3},
@@ -126,6 +128,113 @@ func fatalReport() Report {
 	}
 }
 
+// outageReport is one Moodle outage seen by many calls: the web server's error page came back
+// instead of Moodle's JSON, 41 times.
+func outageReport() Report {
+	r := Report{
+		Site: "Moodle Live", RunID: "20261125-021500-0a0b", Step: "load",
+		Started: fixedStart.Add(72 * time.Hour), Finished: fixedStart.Add(72*time.Hour + 95*time.Second),
+		MoodleURL: "https://moodle.example.ac.uk",
+		Summary:   []Count{{"groups created", 0}, {"members added", 12}, {"failed items", 41}},
+		Advice:    []string{"Fix the cause named for each item (in Moodle, or in the staged rows), then rerun: cmissync load"},
+	}
+	// As moodle.TransportError quotes the body.
+	page := strconv.Quote("<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>500 Internal Server Error</title>\n" +
+		"</head><body>\n<h1>Internal Server Error</h1>\n<p>The server encountered an internal error.</p>\n</body></html>\n")
+	for i := range 41 {
+		r.Failures = append(r.Failures, Failure{
+			CourseID: 100 + i%7, CourseName: fmt.Sprintf("CHEM%04d Chemistry %d (CHEM%04d_26-27)", i%7, i%7, i%7),
+			GroupName: fmt.Sprintf("CHEM%04d LAB%02d", i%7, i), GroupIDNumber: fmt.Sprintf("cmis:CHEM%04d:LAB%02d", i%7, i),
+			User:      fmt.Sprintf("student %07d (Moodle user %d)", 3000000+i, 900+i),
+			Function:  "core_group_add_group_members",
+			Params:    fmt.Sprintf("members[0][groupid]=%d&members[0][userid]=%d", 5000+i, 900+i),
+			ErrorCode: CodeTransient, Exception: "transport",
+			Message: "core_group_add_group_members: HTTP 500: " + page,
+		})
+	}
+	r.Failures = append(r.Failures, Failure{
+		CourseID: 104, CourseName: "CHEM0004 Chemistry 4 (CHEM0004_26-27)",
+		GroupName: "CHEM0004 LAB99", GroupIDNumber: "cmis:CHEM0004:LAB99",
+		Function:  "core_group_create_groups",
+		Params:    "groups[0][courseid]=104&groups[0][name]=CHEM0004 LAB99&groups[0][idnumber]=cmis:CHEM0004:LAB99&groups[0][description]=&groups[0][descriptionformat]=1",
+		ErrorCode: "idnumbertaken", Exception: "core\\exception\\moodle_exception", Message: "This ID number is already in use",
+	})
+	return r
+}
+
+// extractReport is an extract that refused rows of two files.
+func extractReport() Report {
+	r := Report{
+		Site: "Moodle Live", RunID: "20261126-021500-1c2d", Step: "extract",
+		Started: fixedStart.Add(96 * time.Hour), Finished: fixedStart.Add(96*time.Hour + 4*time.Second),
+		MoodleURL: "https://moodle.example.ac.uk",
+		Summary: []Count{{"cmis_groups_dump rows loaded", 412}, {"cmis_groupmembers_dump rows loaded", 9120},
+			{"cmis_groupmembers_dump rows rejected", 4}, {"cmis_groups_dump rows rejected", 1}, {"cmis_tutgroupmembers_dump rows loaded", 0}},
+		Advice: []string{"Fix the rows in CMIS (or the CSV files); they were left out of this run and the rest went on. See cmis_error_data_dump."},
+	}
+	for i, line := range []int64{14, 15, 31} {
+		r.Refused = append(r.Refused, Refused{
+			File: "group_members.csv", Line: line, Field: "studentid",
+			Reason: "missing studentid; as its studentid cannot be read, no student is removed from group ECON0001 SEM" + fmt.Sprint(i+1) + " by this run",
+			Row:    fmt.Sprintf(`modulecode="ECON0001" groupcode="SEM%d" studentid=""`, i+1),
+			Module: "ECON0001", Group: fmt.Sprintf("SEM%d", i+1), Courses: []int{12, 40},
+		})
+	}
+	r.Refused = append(r.Refused,
+		Refused{File: "group_members.csv", Line: 88, Reason: "3 values, want 2 (modulecode, groupcode, studentid); as its key cannot be read, no student is removed from a group by this run",
+			Row: `"LAWS0010,TUTA`},
+		Refused{File: "module_groups.csv", Line: 7, Field: "groupname", Reason: "groupname longer than 254 characters (301)",
+			Row: `modulecode="HIST0101" groupcode="LAB1" modulename="History" groupname="Lab 1 …"`, Module: "HIST0101", Group: "LAB1", Courses: []int{77}},
+	)
+	return r
+}
+
+// heldReport is a load whose deletions the mass-change guard held back.
+func heldReport() Report {
+	return Report{
+		Site: "Moodle Live", RunID: "20261127-021500-2e3f", Step: "load", Hold: true,
+		Started: fixedStart.Add(120 * time.Hour), Finished: fixedStart.Add(120*time.Hour + 20*time.Second),
+		MoodleURL: "https://moodle.example.ac.uk",
+		Fatal:     "the plan would delete 1204 of 3000 memberships (40%), more than guard.max_delete_share allows (25%)",
+		Advice: []string{"Check why so much would be deleted: an outage or a partial export in CMIS, or mappings changed in bulk?",
+			"See the plan with: cmissync plan", "If the deletions are intended, approve them with: cmissync load --approve-deletes"},
+		Held: []string{
+			"course 12: remove student s1234567 from ECON0001 SEM1: held back: over the mass-change guard",
+			"course 40: delete group ECON0001 SEM9 (id 881): held back: over the mass-change guard",
+		},
+		Summary: []Count{{"members added", 3}, {"deletions held back", 2}},
+	}
+}
+
+// noticeReport is a clean load whose only news is a course retired and a group recreated.
+func noticeReport() Report {
+	return Report{
+		Site: "Moodle Live", RunID: "20261128-021500-4a5b", Step: "load",
+		Started: fixedStart.Add(144 * time.Hour), Finished: fixedStart.Add(144*time.Hour + 7*time.Second),
+		MoodleURL: "https://moodle.example.ac.uk",
+		Notices: []string{
+			"course 4 : course 4 no longer exists in Moodle: its mappings were set to RMV and its staged groups forgotten; it comes back if its mappings are set to ADD again",
+			"course 2 cmis:ELEC1018:LAB02: group \"ELEC1018 LAB02\" was deleted in Moodle by hand: recreated as id 18",
+		},
+		Summary: []Count{{"groups created", 1}, {"members added", 7}, {"courses retired (deleted in Moodle)", 1}, {"failed items", 0}},
+	}
+}
+
+// waitingReport is a load with nothing to report but students waiting for enrolment.
+func waitingReport() Report {
+	return Report{
+		Site: "Moodle Live", RunID: "20261129-021500-6c7d", Step: "load",
+		Started: fixedStart.Add(168 * time.Hour), Finished: fixedStart.Add(168*time.Hour + 5*time.Second),
+		MoodleURL: "https://moodle.example.ac.uk",
+		Waiting: []string{
+			"course 12: student s7654321 for ECON0001 SEM2 is not enrolled yet",
+			"course 40: student s7654321 for ECON0001 SEM2 is not enrolled yet",
+			"3 memberships wait for enrolment; the oldest since 2026-11-27 (2 days)",
+		},
+		Summary: []Count{{"members added", 0}, {"memberships waiting for enrolment", 3}},
+	}
+}
+
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -153,6 +262,11 @@ func TestRenderGolden(t *testing.T) {
 		{"few", fewReport(), false},
 		{"many", manyReport(), true},
 		{"fatal", fatalReport(), false},
+		{"outage", outageReport(), true},
+		{"extract", extractReport(), false},
+		{"held", heldReport(), false},
+		{"notices", noticeReport(), false},
+		{"waiting", waitingReport(), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,27 +314,33 @@ func TestRenderSubject(t *testing.T) {
 	}
 }
 
-func TestRenderTruncatesAndAttachesCSV(t *testing.T) {
+func TestRenderCollapsesAndAttachesCSV(t *testing.T) {
 	r := manyReport()
 	for _, tt := range []struct {
 		maxRows, shown int
-	}{{0, DefaultMaxRows}, {10, 10}, {49, 49}} {
+	}{{0, 5 * examplesPerKind}, {4, 4}, {1, 1}} {
 		got, err := Render(r, RenderOptions{MaxRows: tt.maxRows})
 		if err != nil {
 			t.Fatal(err)
 		}
-		more := fmt.Sprintf("… and %d more in the attached CSV", len(r.Failures)-tt.shown)
-		if !strings.Contains(got.Text, more) {
-			t.Errorf("MaxRows %d: text lacks %q", tt.maxRows, more)
+		// Five kinds of failure, each shown once with its count, however few examples fit.
+		for _, head := range []string{"[1] 16 x ", "[2] 9 x ", "[3] 9 x ", "[4] 8 x ", "[5] 8 x "} {
+			if !strings.Contains(got.Text, head) {
+				t.Errorf("MaxRows %d: text lacks a kind headed %q", tt.maxRows, head)
+			}
 		}
-		if !strings.Contains(got.HTML, fmt.Sprintf("&hellip; and %d more in the attached CSV", len(r.Failures)-tt.shown)) {
-			t.Errorf("MaxRows %d: HTML lacks the truncation note", tt.maxRows)
+		if n := strings.Count(got.Text, "\n["); n != 5 {
+			t.Errorf("MaxRows %d: text shows %d kinds, want 5", tt.maxRows, n)
 		}
-		if n := strings.Count(got.Text, "\n#"); n != tt.shown {
-			t.Errorf("MaxRows %d: text shows %d failures, want %d", tt.maxRows, n, tt.shown)
+		if n := strings.Count(got.Text, "\n    -\n"); n != tt.shown {
+			t.Errorf("MaxRows %d: text shows %d examples, want %d", tt.maxRows, n, tt.shown)
 		}
-		if n := strings.Count(got.HTML, "<tr>\n<td"); n != tt.shown {
-			t.Errorf("MaxRows %d: HTML shows %d failures, want %d", tt.maxRows, n, tt.shown)
+		if n := strings.Count(got.HTML, "background:#f6f7f9"); n != tt.shown {
+			t.Errorf("MaxRows %d: HTML shows %d examples, want %d", tt.maxRows, n, tt.shown)
+		}
+		if !strings.Contains(got.Text, "All 50 failures are in the attached CSV") ||
+			!strings.Contains(got.HTML, "All 50 failures are in the attached CSV") {
+			t.Errorf("MaxRows %d: the CSV is not announced", tt.maxRows)
 		}
 		if got.CSVName != "cmissync-20261123-021500-cd34-load-failures.csv" {
 			t.Errorf("CSVName = %q", got.CSVName)
@@ -234,12 +354,117 @@ func TestRenderTruncatesAndAttachesCSV(t *testing.T) {
 		}
 	}
 
-	got, err := Render(r, RenderOptions{MaxRows: 50})
+	// Every failure shown: nothing to attach.
+	got, err := Render(fewReport(), RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.CSV != nil || got.CSVName != "" || strings.Contains(got.Text, "more in the attached CSV") {
-		t.Error("all 50 rows fit inline, yet a CSV was attached or announced")
+	if got.CSV != nil || got.CSVName != "" || strings.Contains(got.Text, "attached CSV") {
+		t.Error("every failure is shown, yet a CSV was attached or announced")
+	}
+}
+
+func TestRenderOutageIsOneKindWithoutHTMLPages(t *testing.T) {
+	got, err := Render(outageReport(), RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got.Text, "[1] 41 x core_group_add_group_members") || !strings.Contains(got.HTML, "41&times;") {
+		t.Error("the 41 identical failures are not one kind with a count")
+	}
+	for name, part := range map[string]string{"text": got.Text, "html": got.HTML, "csv": string(got.CSV)} {
+		for _, page := range []string{"DOCTYPE HTML PUBLIC", "<h1>Internal", "&lt;h1&gt;", "The server encountered"} {
+			if strings.Contains(part, page) {
+				t.Errorf("%s carries the web server's page (%q)", name, page)
+			}
+		}
+		if !strings.Contains(part, `HTTP 500: an HTML page (`) {
+			t.Errorf("%s lacks the one-line summary of the page", name)
+		}
+	}
+	// Links to the groups page of each course.
+	if !strings.Contains(got.HTML, `href="https://moodle.example.ac.uk/group/index.php?id=100"`) ||
+		!strings.Contains(got.Text, "https://moodle.example.ac.uk/group/index.php?id=106") {
+		t.Error("courses do not link to their groups pages")
+	}
+}
+
+func TestSummarizeHTML(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain message", "plain message"},
+		{"HTTP 502: <html><head><title>502 Bad Gateway</title></head><body><h1>Bad</h1></body></html>", `HTTP 502: an HTML page ("502 Bad Gateway")`},
+		{"HTTP 503: <!DOCTYPE html><html><body><h1>Site in &amp; maintenance</h1></body></html> (after 3 tries)", `HTTP 503: an HTML page ("Site in & maintenance") (after 3 tries)`},
+		{`get: HTTP 303: "<!DOCTYPE html><html><head><title>Redirect</title></head><body><a href=\"x\">Continue</a></body></html>": more`, `get: HTTP 303: an HTML page ("Redirect"): more`},
+		{"cut short: <html><body>no title", "cut short: an HTML page"},
+		{"value <b>bold</b> is not a page", "value <b>bold</b> is not a page"},
+	}
+	for _, tt := range tests {
+		if got := summarizeHTML(tt.in); got != tt.want {
+			t.Errorf("summarizeHTML(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParamLines(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{`{"a":1}`, []string{`{"a":1}`}},
+		{"members[0][groupid]=7&members[0][userid]=41", []string{"members[0][groupid]=7", "members[0][userid]=41"}},
+		{"groups[0][name]=Law & Society&groups[0][idnumber]=cmis:LAW:A", []string{"groups[0][name]=Law & Society", "groups[0][idnumber]=cmis:LAW:A"}},
+	}
+	for _, tt := range tests {
+		if got := paramLines(tt.in); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("paramLines(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var long []string
+	for i := range 40 {
+		long = append(long, fmt.Sprintf("members[%d][userid]=%d", i, i))
+	}
+	got := paramLines(strings.Join(long, "&"))
+	if len(got) != maxParamLines+1 || !strings.Contains(got[maxParamLines], "28 more parameters") {
+		t.Errorf("40 parameters shown as %q", got)
+	}
+}
+
+func TestOutcomeCountsEverything(t *testing.T) {
+	tests := []struct {
+		r    Report
+		want string
+	}{
+		{Report{}, "finished"},
+		{Report{Failures: make([]Failure, 2), Notices: []string{"n"}}, "finished with 2 failures, 1 notice"},
+		{Report{Held: []string{"a", "b"}}, "finished with 2 deletions held back"},
+		{Report{Waiting: []string{"summary"}}, "finished"},
+		{Report{Waiting: []string{"new", "summary"}}, "finished with 1 new member waiting for enrolment"},
+		{Report{Refused: make([]Refused, 3)}, "finished with 3 rows refused"},
+		{Report{Fatal: "x", Notices: []string{"n"}}, "failed; 1 notice"},
+		{Report{Fatal: "x", Hold: true, Held: []string{"a"}}, "stopped by a safety rail; 1 deletion held back"},
+	}
+	for _, tt := range tests {
+		if got := Outcome(tt.r); got != tt.want {
+			t.Errorf("Outcome(%+v) = %q, want %q", tt.r, got, tt.want)
+		}
+	}
+}
+
+func TestCourseLinks(t *testing.T) {
+	if got := groupsURL("https://moodle.example.ac.uk/moodle/", 12); got != "https://moodle.example.ac.uk/moodle/group/index.php?id=12" {
+		t.Errorf("groupsURL = %q", got)
+	}
+	for _, bad := range []string{"", "javascript:alert(1)", "moodle.example.ac.uk"} {
+		if got := groupsURL(bad, 12); got != "" {
+			t.Errorf("groupsURL(%q) = %q, want no link", bad, got)
+		}
+	}
+	got := string(linkCourses(`course 12: group "<b>" & course id 40`, "https://m.example"))
+	want := `<a href="https://m.example/group/index.php?id=12" style="color:#0b57d0;">course 12</a>: group &#34;&lt;b&gt;&#34; &amp; ` +
+		`<a href="https://m.example/group/index.php?id=40" style="color:#0b57d0;">course id 40</a>`
+	if got != want {
+		t.Errorf("linkCourses\n got %s\nwant %s", got, want)
 	}
 }
 

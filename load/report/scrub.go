@@ -150,28 +150,28 @@ func isBase64Char(c byte) bool {
 // scrubReport returns a copy of r with every text field scrubbed.
 func scrubReport(r Report, secrets []string) Report {
 	sc := func(s string) string { return Scrub(s, secrets...) }
+	lines := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = sc(s)
+		}
+		return out
+	}
 	out := r
 	out.Site = sc(r.Site)
 	out.RunID = sc(r.RunID)
 	out.Step = sc(r.Step)
 	out.Outcome = sc(r.Outcome)
 	out.Fatal = sc(r.Fatal)
+	out.MoodleURL = sc(r.MoodleURL)
 	out.Summary = make([]Count, len(r.Summary))
 	for i, c := range r.Summary {
 		out.Summary[i] = Count{Label: sc(c.Label), Value: c.Value}
 	}
-	out.Advice = make([]string, len(r.Advice))
-	for i, a := range r.Advice {
-		out.Advice[i] = sc(a)
-	}
-	out.Held = make([]string, len(r.Held))
-	for i, h := range r.Held {
-		out.Held[i] = sc(h)
-	}
-	out.Notices = make([]string, len(r.Notices))
-	for i, n := range r.Notices {
-		out.Notices[i] = sc(n)
-	}
+	out.Advice = lines(r.Advice)
+	out.Held = lines(r.Held)
+	out.Notices = lines(r.Notices)
+	out.Waiting = lines(r.Waiting)
 	out.Failures = make([]Failure, len(r.Failures))
 	for i, f := range r.Failures {
 		out.Failures[i] = Failure{
@@ -186,6 +186,14 @@ func scrubReport(r Report, secrets []string) Report {
 			Exception:     sc(f.Exception),
 			Message:       sc(f.Message),
 			Hint:          sc(f.Hint),
+		}
+	}
+	out.Refused = make([]Refused, len(r.Refused))
+	for i, x := range r.Refused {
+		out.Refused[i] = Refused{
+			File: sc(x.File), Line: x.Line, Field: sc(x.Field), Reason: sc(x.Reason), Row: sc(x.Row),
+			Module: sc(x.Module), Group: sc(x.Group), Member: sc(x.Member),
+			Courses: append([]int(nil), x.Courses...),
 		}
 	}
 	return out
