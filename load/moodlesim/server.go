@@ -55,6 +55,10 @@ type Options struct {
 	// create call leaves no phantom. A real Moodle always has the cache;
 	// this exists so that tests can show that they notice it.
 	NoGroupCache bool
+	// Costs charges each call what it would cost a real Moodle, and may
+	// make the simulator as slow (see CostModel, ReferenceCosts); the
+	// zero value charges nothing. Server.Work reports the charges.
+	Costs CostModel
 }
 
 // Faults makes a share of calls misbehave. The zero value disables faults.
@@ -97,6 +101,7 @@ type Server struct {
 
 	callsMu sync.Mutex
 	calls   map[string]int
+	work    work
 
 	faultMu sync.Mutex
 	faults  Faults
@@ -119,6 +124,10 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, st: newState(), calls: map[string]int{}, closing: make(chan struct{}),
 		maxVars: opts.MaxInputVars, rng: rand.New(rand.NewSource(0))}
 	s.st.noGroupCache = opts.NoGroupCache
+	s.work.byFn = map[string]Work{}
+	if opts.Costs.Workers > 0 {
+		s.work.workers = make(chan struct{}, opts.Costs.Workers)
+	}
 	if s.maxVars == 0 {
 		s.maxVars = DefaultMaxInputVars
 	}
@@ -205,8 +214,11 @@ func (s *Server) Calls() map[string]int {
 // ResetCalls sets every call count to zero.
 func (s *Server) ResetCalls() {
 	s.callsMu.Lock()
-	defer s.callsMu.Unlock()
 	s.calls = map[string]int{}
+	s.callsMu.Unlock()
+	s.work.mu.Lock()
+	s.work.byFn = map[string]Work{}
+	s.work.mu.Unlock()
 }
 
 // SetFaults replaces the fault settings and reseeds the fault choice.
@@ -287,6 +299,13 @@ type request struct {
 	params   *phpArray
 	siteURL  string
 	funcName any // wsfunction as PHP saw it (string or *phpArray), nil if absent
+
+	// Filled by execute, for the cost model: the items the call touched,
+	// the expensive user fields it asked for, and whether it answered an
+	// error.
+	items   int
+	fields  []string
+	refused bool
 }
 
 // ServeHTTP answers Moodle REST web-service requests.
@@ -325,7 +344,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		kind = faultNone // a hang that ended: handle the call normally
 	}
+	if s.work.workers != nil {
+		select {
+		case s.work.workers <- struct{}{}:
+			defer func() { <-s.work.workers }()
+		case <-r.Context().Done():
+			return
+		}
+	}
 	body, contentType := s.handle(req)
+	if req.function != "" {
+		d := s.opts.Costs.charge(req.function, req.items, req.fields)
+		s.work.add(req.function, req.items, d, req.refused)
+		if scaled := time.Duration(float64(d) * s.opts.Costs.Scale); scaled > 0 && !s.wait(r.Context(), scaled) {
+			return
+		}
+	}
 	if kind != faultNone {
 		if !s.fault(w, r, kind, f) {
 			return
@@ -455,6 +489,7 @@ func (s *Server) handle(req *request) ([]byte, string) {
 	f, out, werr := s.execute(req)
 	var b bytes.Buffer
 	if werr != nil {
+		req.refused = true
 		if req.json {
 			return werr.json(s.opts.Debug), "application/json"
 		}
@@ -511,6 +546,7 @@ func (s *Server) execute(req *request) (*wsFunc, *onode, *wsError) {
 		defer s.st.rollback()
 	}
 	result, werr := f.run(c, params)
+	req.items, req.fields = itemsOf(f.name, params, result), userFields(f.name, params)
 	if werr != nil {
 		return nil, nil, werr
 	}
