@@ -2,6 +2,11 @@ package load_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,153 +28,303 @@ var writeFns = map[string]int{
 	moodle.FnUpdateGroupings: moodle.VarsPerUpdate, moodle.FnUnassignGrouping: moodle.VarsPerPair,
 }
 
-// night loads once and reports calls made against the minimum possible:
-// for each write function, items / items per request, rounded up.
-func night(b *testing.B, name string, st *store.Store, sim *moodlesim.Server, mc *moodle.Client) {
-	b.Helper()
+// institution is a synthetic university (extract/sample) in staging and in
+// the simulator, whose calls are charged by the reference's cost model.
+type institution struct {
+	tb  testing.TB
+	d   sample.Dataset
+	sim *moodlesim.Server
+	mc  *moodle.Client
+	st  *store.Store
+	// members are the student rows of the current CMIS state.
+	members [][]string
+	// notEnrolled: (course, user) pairs CMIS lists that are not enrolled.
+	notEnrolled int
+}
+
+// newInstitution builds the institution; every notEnrolledEvery-th
+// (course, person) pair CMIS lists is not enrolled in Moodle (0: all are).
+// The simulator waits scale times what each call costs a real site.
+func newInstitution(tb testing.TB, spec sample.Spec, notEnrolledEvery int, scale float64) *institution {
 	ctx := context.Background()
-	if _, err := stage.Run(ctx, st, stage.Options{}, quiet()); err != nil {
-		b.Fatal(err)
+	costs := moodlesim.ReferenceCosts()
+	costs.Scale = scale
+	if scale > 0 {
+		costs.Workers = 4 // the reference site's PHP workers
 	}
-	// What a night must verify: every group and grouping cmissync owns.
-	var ownedGroups, ownedGroupings int64
-	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL`).Scan(&ownedGroups); err != nil {
-		b.Fatal(err)
-	}
-	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groupings WHERE moodlegroupingid IS NOT NULL`).Scan(&ownedGroupings); err != nil {
-		b.Fatal(err)
-	}
-	sim.ResetCalls()
-	start := time.Now()
-	res, err := load.Run(ctx, st, mc, load.Options{RunID: name, Concurrency: 8}, quiet())
-	wall := time.Since(start)
+	in := &institution{tb: tb, d: sample.Generate(spec), sim: moodlesim.New(moodlesim.Options{Token: token, ShowIdnumber: true, Costs: costs})}
+	url, err := in.sim.Start("127.0.0.1:0")
 	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { in.sim.Close() })
+	if in.mc, err = moodle.New(moodle.Options{URL: url, Token: token, Timeout: time.Minute}); err != nil {
+		tb.Fatal(err)
+	}
+	courseID := map[string]int{}
+	for _, c := range in.d.Courses {
+		courseID[c.ShortName] = in.sim.AddCourse(moodlesim.Course{ShortName: c.ShortName, FullName: c.FullName})
+	}
+	userID := map[string]int{}
+	for _, p := range append(append([]sample.Person{}, in.d.Students...), in.d.Staff...) {
+		userID[p.IDNumber] = in.sim.AddUser(moodlesim.User{Username: p.Username, IDNumber: p.IDNumber})
+	}
+	people := map[string][]string{}
+	for _, r := range append(append([][]string{}, in.d.Members...), in.d.Tutors...) {
+		people[r[0]] = append(people[r[0]], r[2])
+	}
+	in.st = storetest.Open(tb, store.EngineSQLite)
+	seen := map[[2]int]bool{}
+	for _, m := range in.d.Mappings {
+		c := courseID[m.CourseShortName]
+		for _, p := range people[m.ModuleCode] {
+			k := [2]int{c, userID[p]}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if notEnrolledEvery > 0 && len(seen)%notEnrolledEvery == 0 {
+				in.notEnrolled++
+				continue
+			}
+			if err := in.sim.Enrol(c, userID[p]); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if err := in.st.UpsertMapping(ctx, store.Mapping{CourseID: int64(c), ModuleCode: m.ModuleCode}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return in
+}
+
+// extract commits a CMIS extract with the student rows given.
+func (in *institution) extract(members [][]string) {
+	ctx := context.Background()
+	in.members = members
+	gen, err := in.st.BeginExtract(ctx, fmt.Sprintf("x%d", time.Now().UnixNano()))
+	if err != nil {
+		in.tb.Fatal(err)
+	}
+	for t, rows := range map[store.DumpTable][][]string{store.ModuleGroups: in.d.ModuleGroups, store.GroupMembers: members, store.GroupTutors: in.d.Tutors} {
+		for start := 0; start < len(rows); start += 20000 {
+			if _, err := gen.Insert(ctx, t, rows[start:min(start+20000, len(rows))]); err != nil {
+				in.tb.Fatal(err)
+			}
+		}
+	}
+	if err := gen.Commit(ctx); err != nil {
+		in.tb.Fatal(err)
+	}
+}
+
+// every returns the student rows but one in n, from offset.
+func every(rows [][]string, n, offset int) [][]string {
+	var out [][]string
+	for i, r := range rows {
+		if i%n != offset {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// nightReport is what one night cost Moodle.
+type nightReport struct {
+	name    string
+	res     *load.Result
+	work    map[string]moodlesim.Work
+	wall    time.Duration
+	total   time.Duration
+	enrol   time.Duration // enrolment checks: reads of enrolments and users, and add calls refused
+	changed int           // courses with writes
+}
+
+// share is the part of Moodle's time spent on enrolment checks.
+func (r nightReport) share() float64 {
+	if r.total == 0 {
+		return 0
+	}
+	return float64(r.enrol) / float64(r.total)
+}
+
+func (r nightReport) String() string {
+	var fns []string
+	for fn := range r.work {
+		fns = append(fns, fn)
+	}
+	sort.Strings(fns)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: Moodle time %s, of which enrolment checks %s (%.1f%%); %d changed courses; %s wall\n",
+		r.name, r.total.Round(time.Millisecond), r.enrol.Round(time.Millisecond), 100*r.share(), r.changed, r.wall.Round(time.Millisecond))
+	for _, fn := range fns {
+		w := r.work[fn]
+		fmt.Fprintf(&b, "    %-36s %6d calls %8d items %10s", fn, w.Calls, w.Items, w.Time.Round(time.Millisecond))
+		if w.Refused > 0 {
+			fmt.Fprintf(&b, " (refused %s)", w.Refused.Round(time.Millisecond))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// night stages and loads once, and reports what it cost Moodle.
+func (in *institution) night(name string, opts load.Options) nightReport {
+	in.tb.Helper()
+	ctx := context.Background()
+	if _, err := stage.Run(ctx, in.st, stage.Options{}, quiet()); err != nil {
+		in.tb.Fatal(err)
+	}
+	in.sim.ResetCalls()
+	opts.RunID = name
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 8
+	}
+	start := time.Now()
+	res, err := load.Run(ctx, in.st, in.mc, opts, quiet())
+	r := nightReport{name: name, res: res, work: in.sim.Work(), wall: time.Since(start)}
+	if err != nil {
+		in.tb.Fatal(err)
+	}
+	for _, f := range res.Failures {
+		if f.ErrorCode != "notenrolled" {
+			in.tb.Fatalf("%s: failure %+v", name, f)
+		}
+	}
+	for fn, w := range r.work {
+		r.total += w.Time
+		switch fn {
+		case moodle.FnEnrolledUsers, moodle.FnUsersByField:
+			r.enrol += w.Time
+		case moodle.FnAddMembers:
+			r.enrol += w.Refused
+		}
+	}
+	for _, cp := range res.Plan.Courses {
+		if cp.Counts.Writes() > 0 {
+			r.changed++
+		}
+	}
+	return r
+}
+
+// fourNights runs a first load (1% of memberships held back), a night
+// that adds them, a night that removes another 1%, and a night with no
+// change.
+func (in *institution) fourNights(opts load.Options) []nightReport {
+	all := in.d.Members
+	in.extract(every(all, 100, 3))
+	first := in.night("first", opts)
+	in.extract(all)
+	adds := in.night("additions", opts)
+	in.extract(every(all, 100, 7))
+	removals := in.night("removals", opts)
+	unchanged := in.night("unchanged", opts)
+	return []nightReport{first, adds, removals, unchanged}
+}
+
+// TestMoodleTimeFollowsChanges checks, on a mid-sized institution with a
+// few people not enrolled, what each kind of night costs Moodle under the
+// reference's cost model (charged, not waited for): a first load and a
+// night of additions spend at most 15% and 25% of Moodle's time on
+// enrolment checks, a night of removals reads no enrolments and lists no
+// course, and an unchanged night neither.
+func TestMoodleTimeFollowsChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mid-sized institution")
+	}
+	spec := sample.Spec{Seed: 3, Courses: 120, ModulesPerCourse: 3, GroupsPerModule: 3, StudentsPerGroup: 15, TutorsPerGroup: 1, SharedModules: 60}
+	in := newInstitution(t, spec, 400, 0)
+	nights := in.fourNights(load.Options{})
+	for _, n := range nights {
+		t.Log(n)
+	}
+	first, adds, removals, unchanged := nights[0], nights[1], nights[2], nights[3]
+	if first.share() > 0.15 {
+		t.Errorf("first load: %.1f%% of Moodle's time on enrolment checks, want at most 15%%", 100*first.share())
+	}
+	if adds.res.MembersAdded == 0 || adds.share() > 0.25 {
+		t.Errorf("additions night (%d added): %.1f%% of Moodle's time on enrolment checks, want at most 25%%", adds.res.MembersAdded, 100*adds.share())
+	}
+	for _, n := range []nightReport{removals, unchanged} {
+		if w := n.work[moodle.FnEnrolledUsers]; w.Calls != 0 && n.res.NotEnrolled == 0 {
+			t.Errorf("%s: %d enrolment reads", n.name, w.Calls)
+		}
+		if w := n.work[moodle.FnCourseGroups]; w.Calls != 0 {
+			t.Errorf("%s: %d course listings", n.name, w.Calls)
+		}
+	}
+	if removals.res.MembersRemoved == 0 {
+		t.Errorf("removals night removed nobody: %+v", removals.res.Map())
+	}
+	if in.notEnrolled == 0 || first.res.NotEnrolled == 0 {
+		t.Errorf("no member waited for enrolment (%d pairs not enrolled): the test does not cover them", in.notEnrolled)
+	}
+}
+
+// BenchmarkLoadLarge loads the large synthetic institution (5,000 courses,
+// 600,000 student memberships) into the simulator over four nights and
+// reports, per night, Moodle's time as the reference's cost model charges
+// it, the share of enrolment checks, writes against the minimum possible
+// calls, and reads of what cmissync owns against the minimum. The
+// simulator waits CMISSYNC_SIM_SCALE times the charged time (default 0:
+// charged only; 1: as slow as the reference site, with 4 workers).
+func BenchmarkLoadLarge(b *testing.B) {
+	if testing.Short() {
+		b.Skip("large")
+	}
+	scale := 0.0
+	if v := os.Getenv("CMISSYNC_SIM_SCALE"); v != "" {
+		var err error
+		if scale, err = strconv.ParseFloat(v, 64); err != nil {
+			b.Fatalf("CMISSYNC_SIM_SCALE: %v", err)
+		}
+	}
+	in := newInstitution(b, sample.Large(), 1000, scale)
+	b.ResetTimer()
+	for _, n := range in.fourNights(load.Options{}) {
+		in.report(b, n)
+	}
+}
+
+// report puts a night's numbers in benchmark metrics and the log.
+func (in *institution) report(b *testing.B, n nightReport) {
+	ctx := context.Background()
+	var ownedGroups, ownedGroupings int64
+	if err := in.st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groups_course WHERE moodlegroupid IS NOT NULL`).Scan(&ownedGroups); err != nil {
 		b.Fatal(err)
 	}
-	if len(res.Failures) != 0 {
-		b.Fatalf("%s: %d failures, first %+v", name, len(res.Failures), res.Failures[0])
+	if err := in.st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groupings WHERE moodlegroupingid IS NOT NULL`).Scan(&ownedGroupings); err != nil {
+		b.Fatal(err)
 	}
+	res := n.res
 	items := map[string]int64{
 		moodle.FnCreateGroupings: res.GroupingsCreated, moodle.FnCreateGroups: res.GroupsCreated, moodle.FnAssignGrouping: res.Assigned,
 		moodle.FnAddMembers: res.MembersAdded, moodle.FnDeleteMembers: res.MembersRemoved, moodle.FnDeleteGroups: res.GroupsDeleted,
 		moodle.FnDeleteGroupings: res.GroupingsDeleted, moodle.FnUpdateGroups: res.Renamed + res.Adopted,
 	}
-	var writes, minimum, reads int64
-	for fn, n := range sim.Calls() {
+	var writes, minimum int64
+	for fn, w := range n.work {
 		if per, ok := writeFns[fn]; ok {
-			writes += int64(n)
-			capacity := int64(mc.Capacity(per))
+			writes += int64(w.Calls)
+			capacity := int64(in.mc.Capacity(per))
 			minimum += (items[fn] + capacity - 1) / capacity
-		} else {
-			reads += int64(n)
 		}
 	}
-	b.ReportMetric(float64(writes), name+"_write_calls")
+	name := n.name
 	if minimum > 0 {
 		b.ReportMetric(float64(writes)/float64(minimum), name+"_calls/min")
 	}
-	b.ReportMetric(float64(reads), name+"_read_calls")
-	// Reads by id against the minimum: owned ids / ids per call, for each
-	// of the three reads that verify everything owned.
-	perCall := int64(mc.Capacity(moodle.VarsPerReadByID))
+	perCall := int64(in.mc.Capacity(moodle.VarsPerReadByID))
 	ceil := func(n, d int64) int64 { return (n + d - 1) / d }
-	calls := sim.Calls()
-	verify := int64(calls[moodle.FnGetGroups] + calls[moodle.FnGroupMembers] + calls[moodle.FnGetGroupings])
-	minVerify := ceil(ownedGroups, perCall) + ceil(ownedGroups, perCall) + ceil(ownedGroupings, perCall-1)
-	if minVerify > 0 {
+	verify := int64(n.work[moodle.FnGetGroups].Calls + n.work[moodle.FnGroupMembers].Calls + n.work[moodle.FnGetGroupings].Calls)
+	if minVerify := ceil(ownedGroups, perCall) + ceil(ownedGroups, perCall) + ceil(ownedGroupings, perCall-1); minVerify > 0 {
 		b.ReportMetric(float64(verify)/float64(minVerify), name+"_verify_reads/min")
 	}
-	b.ReportMetric(float64(calls[moodle.FnCourseGroups]), name+"_listings")
-	b.ReportMetric(float64(calls[moodle.FnEnrolledUsers]), name+"_enrolment_reads")
-	courses := 0
-	for _, cp := range res.Plan.Courses {
-		if cp.Counts.Writes() > 0 {
-			courses++
-		}
-	}
-	if courses > 0 {
-		b.ReportMetric(float64(reads)/float64(courses), name+"_reads/changed_course")
-	}
-	b.ReportMetric(wall.Seconds(), name+"_s")
-	b.Logf("%s: %d changed courses, %d writes (minimum %d), %d reads (verifying %d owned groups and %d groupings: %d calls, minimum %d; %d listings), %s; reads by function %v; %+v",
-		name, courses, writes, minimum, reads, ownedGroups, ownedGroupings, verify, minVerify, calls[moodle.FnCourseGroups], wall.Round(time.Millisecond), res.Plan.Reads, res.Map())
-}
-
-// BenchmarkLoadLarge loads the large synthetic institution into the
-// simulator with 20 ms of latency per call: a first full load, a night
-// with 1% of memberships changed, and a night with no change.
-func BenchmarkLoadLarge(b *testing.B) {
-	if testing.Short() {
-		b.Skip("large")
-	}
-	ctx := context.Background()
-	d := sample.Generate(sample.Large())
-	sim := moodlesim.New(moodlesim.Options{Token: token, ShowIdnumber: true})
-	url, err := sim.Start("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sim.Close()
-	mc, err := moodle.New(moodle.Options{URL: url, Token: token, Timeout: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	courseID := map[string]int{}
-	for _, c := range d.Courses {
-		courseID[c.ShortName] = sim.AddCourse(moodlesim.Course{ShortName: c.ShortName, FullName: c.FullName})
-	}
-	userID := map[string]int{}
-	for _, p := range append(append([]sample.Person{}, d.Students...), d.Staff...) {
-		userID[p.IDNumber] = sim.AddUser(moodlesim.User{Username: p.Username, IDNumber: p.IDNumber})
-	}
-	people := map[string][]string{}
-	for _, r := range append(append([][]string{}, d.Members...), d.Tutors...) {
-		people[r[0]] = append(people[r[0]], r[2])
-	}
-	st := storetest.Open(b, store.EngineSQLite)
-	enrolled := map[[2]int]bool{}
-	for _, m := range d.Mappings {
-		c := courseID[m.CourseShortName]
-		for _, p := range people[m.ModuleCode] {
-			if k := [2]int{c, userID[p]}; !enrolled[k] {
-				enrolled[k] = true
-				if err := sim.Enrol(c, userID[p]); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		if err := st.UpsertMapping(ctx, store.Mapping{CourseID: int64(c), ModuleCode: m.ModuleCode}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	dump := func(members [][]string) {
-		gen, err := st.BeginExtract(ctx, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		for t, rows := range map[store.DumpTable][][]string{store.ModuleGroups: d.ModuleGroups, store.GroupMembers: members, store.GroupTutors: d.Tutors} {
-			for start := 0; start < len(rows); start += 20000 {
-				if _, err := gen.Insert(ctx, t, rows[start:min(start+20000, len(rows))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		if err := gen.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	dump(d.Members)
-	sim.SetFaults(moodlesim.Faults{Latency: 20 * time.Millisecond})
-	b.ResetTimer()
-	night(b, "first", st, sim, mc)
-	// 1% of student memberships leave CMIS.
-	var fewer [][]string
-	for i, r := range d.Members {
-		if i%100 != 7 {
-			fewer = append(fewer, r)
-		}
-	}
-	dump(fewer)
-	night(b, "one_percent", st, sim, mc)
-	night(b, "unchanged", st, sim, mc)
+	b.ReportMetric(n.total.Seconds(), name+"_moodle_s")
+	b.ReportMetric(100*n.share(), name+"_enrolment_%")
+	b.ReportMetric(float64(n.work[moodle.FnCourseGroups].Calls), name+"_listings")
+	b.ReportMetric(float64(n.work[moodle.FnEnrolledUsers].Calls), name+"_enrolment_reads")
+	b.ReportMetric(n.wall.Seconds(), name+"_s")
+	b.Logf("%s  writes %d calls (minimum %d); %+v", n, writes, minimum, res.Map())
 }

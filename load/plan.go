@@ -87,6 +87,10 @@ type Item struct {
 	owned bool // a recorded member: cmissync added it
 	// enrolment: the enrolment a member's addition waits for.
 	enrolment *Item
+	// newcomer: an addition of someone not known to be enrolled in the
+	// course (sent in smaller batches: one not enrolled refuses a call);
+	// retry: an addition of someone waiting for enrolment, tried alone.
+	newcomer, retry bool
 }
 
 // Actions. The first group writes to Moodle and passes the gate; the rest
@@ -785,6 +789,19 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 				it.UserID = 0
 				continue
 			}
+			if !m.WaitingSince.IsZero() {
+				// Waiting already: tried again on its own, by a single
+				// add, on the runs retryDue allows.
+				if !retryDue(m.WaitingRuns) {
+					it := cp.item(memberItem(ActWait, o, m, fmt.Sprintf("not enrolled in the course when last tried (waiting for %d runs); tried again every %d runs after the first %d",
+						m.WaitingRuns, retryEvery, retryEvery)))
+					it.UserID = uid
+					continue
+				}
+				it := cp.item(memberItem(ActAdd, o, m, p.reason+" (waiting for enrolment: tried on its own)"))
+				it.UserID, it.retry = uid, true
+				continue
+			}
 		}
 		if o.live != nil && b.state.members[o.live.id][uid] {
 			// Already there: cmissync owns it only if it put it there (an
@@ -807,6 +824,7 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 		}
 		it := cp.item(memberItem(ActAdd, o, m, reason))
 		it.UserID, it.enrolment = uid, enrol
+		it.newcomer = !info.enrolledRead && !b.knownEnrolled(cp.CourseID, m.CMISID)
 	}
 	delete(b.pending, cp.CourseID)
 	if b.opts.RemoveUnseenMembers {

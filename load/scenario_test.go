@@ -597,7 +597,7 @@ var scenarios = map[string]func(w *world){
 			w.t.Fatal(err)
 		}
 		w.sync("an unenrolled student is reported, everyone else is added", stage.Options{}, load.Options{})
-		w.sync("still not enrolled: planned as waiting (the course's enrolments are read for known waiters), not sent", stage.Options{}, load.Options{})
+		w.sync("still not enrolled: tried again on its own (one single add, no read of the course), refused, still waiting", stage.Options{}, load.Options{})
 		if err := w.sim.Enrol(w.courses["A"], w.users["s2"]); err != nil {
 			w.t.Fatal(err)
 		}

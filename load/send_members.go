@@ -79,10 +79,18 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 }
 
 // sendAdds adds members and returns those Moodle accepted. Whether a member
-// is enrolled is not read beforehand: the add finds out. A refused call is
-// sent again course by course; a course whose members Moodle still refuses
-// has its enrolment read (once a run), its members who are not enrolled
-// wait, and the others are sent again, split until any bad one is alone.
+// is enrolled is not read beforehand (except in courses with many
+// newcomers, at plan time): the add finds out. Moodle refuses a whole call
+// for one member who is not enrolled, so:
+//   - additions of people known to be enrolled in the course go in full
+//     batches; those of newcomers to the course in batches of
+//     newcomerBatch, so that one refusal wastes little;
+//   - members already waiting are tried alone, one call each;
+//   - a refused call is sent again course by course; in a course whose
+//     members Moodle still refuses, a few members are tried alone, and for
+//     more the course's enrolment is read (once a run): those not enrolled
+//     wait, the others are sent again, split until any bad one is alone.
+//
 // So a member who is not enrolled costs a few calls, never a read of every
 // course with members to add.
 func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
@@ -100,17 +108,47 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 		}
 		return l.mc.AddMembers(ctx, pairsOf(b))
 	}
+	accepted := func(b []*Item) {
+		mu.Lock()
+		sent = append(sent, b...)
+		mu.Unlock()
+	}
 	failed := func(it *Item, err error) error {
 		return l.fail(ctx, it, failure(it, moodle.FnAddMembers, moodle.MembersForm([]moodle.Pair{it.pair()}).String()), err)
 	}
-	// First pass: full batches, not split.
-	err := forEach(ctx, l.opts.Concurrency, chunks(adds, l.mc.Capacity(moodle.VarsPerPair)), func(ctx context.Context, b []*Item) error {
+	// alone: a member Moodle refuses on their own is not enrolled
+	// (invalidparameter, "Only enrolled users may be members of groups")
+	// and waits; any other answer is a failure.
+	alone := func(it *Item, err error) error {
+		if moodle.ErrorCode(err) == moodle.CodeInvalidParameter {
+			l.wait(it, fmt.Sprintf("Moodle refuses to add %s %q (Moodle user %d) to the group: not enrolled in the course (%s); added once enrolled",
+				l.opts.UserField, it.CMISID, it.UserID, moodle.CodeInvalidParameter))
+			return nil
+		}
+		return failed(it, err)
+	}
+	var known, newcomers, retries []*Item
+	for _, it := range adds {
+		switch {
+		case it.retry:
+			retries = append(retries, it)
+		case it.newcomer:
+			newcomers = append(newcomers, it)
+		default:
+			known = append(known, it)
+		}
+	}
+	full := l.mc.Capacity(moodle.VarsPerPair)
+	first := append(chunks(known, full), chunks(newcomers, min(full, newcomerBatch))...)
+	for _, it := range retries {
+		first = append(first, []*Item{it})
+	}
+	// First pass: the batches as made, not split.
+	err := forEach(ctx, l.opts.Concurrency, first, func(ctx context.Context, b []*Item) error {
 		err := send(ctx, b)
 		switch {
 		case err == nil:
-			mu.Lock()
-			sent = append(sent, b...)
-			mu.Unlock()
+			accepted(b)
 		case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
 			return err
 		case moodle.IsTransient(err):
@@ -119,6 +157,8 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 					return ferr
 				}
 			}
+		case len(b) == 1:
+			return alone(b[0], err)
 		default:
 			mu.Lock()
 			refused = append(refused, b...)
@@ -145,9 +185,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 			err := send(ctx, items)
 			switch {
 			case err == nil:
-				mu.Lock()
-				sent = append(sent, items...)
-				mu.Unlock()
+				accepted(items)
 				return nil
 			case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
 				return err
@@ -159,6 +197,14 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 				}
 				return nil
 			}
+		}
+		if len(items) <= tryAloneUpTo {
+			// A few members: split until the one refused is alone;
+			// cheaper than reading the course's enrolments.
+			return batches(ctx, 1, items, full,
+				func(ctx context.Context, b []*Item) (struct{}, error) { return struct{}{}, send(ctx, b) },
+				func(b []*Item, _ struct{}) error { accepted(b); return nil },
+				alone)
 		}
 		enrolled, err := l.enrolledIn(ctx, course)
 		if err != nil {
@@ -180,18 +226,22 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 			}
 			rest = append(rest, it)
 		}
-		return batches(ctx, 1, rest, l.mc.Capacity(moodle.VarsPerPair),
+		return batches(ctx, 1, rest, full,
 			func(ctx context.Context, b []*Item) (struct{}, error) { return struct{}{}, send(ctx, b) },
-			func(b []*Item, _ struct{}) error {
-				mu.Lock()
-				sent = append(sent, b...)
-				mu.Unlock()
-				return nil
-			},
+			func(b []*Item, _ struct{}) error { accepted(b); return nil },
 			failed)
 	})
 	return sent, err
 }
+
+// newcomerBatch bounds a first-pass call of additions of people new to
+// their course: one of them not enrolled makes Moodle refuse the call, and
+// everything in it is sent again.
+const newcomerBatch = 50
+
+// tryAloneUpTo is how many refused members of a course are split down to
+// single adds rather than having the course's enrolments read.
+const tryAloneUpTo = 3
 
 // isMoodleError reports an answer from Moodle (or a failure of the
 // transport), as opposed to a failure of cmissync itself (staging).

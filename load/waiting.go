@@ -17,6 +17,15 @@ import (
 // failure again only after Options.WaitingAlertAfter, so it still reaches a
 // person without a new alarm every night.
 
+// retryEvery paces the tries of a member waiting for enrolment: every run
+// for their first retryEvery runs (a person is usually enrolled within
+// days), then every retryEvery-th run, so that someone who is never
+// enrolled costs one call a week, not one a night.
+const retryEvery = 7
+
+// retryDue reports whether a member who waited runs loads is tried again.
+func retryDue(runs int) bool { return runs < retryEvery || runs%retryEvery == 0 }
+
 // DefaultWaitingAlertAfter is how long a member may wait before the wait is
 // reported as a failure, when Options.WaitingAlertAfter is not set.
 const DefaultWaitingAlertAfter = 7 * 24 * time.Hour

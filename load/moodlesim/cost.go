@@ -86,9 +86,11 @@ func ReferenceCosts() CostModel {
 // Work is what the calls of one function cost Moodle.
 type Work struct {
 	Calls int
-	// Items read or written (see itemsOf); Time is the charged time of
-	// every call, Refused the share of it spent on calls that answered an
-	// error.
+	// Items read or written (see itemsOf; for a member call Moodle refused
+	// part-way, the members it handled before the one it refused, as its
+	// code checks each member just before adding it); Time is the charged
+	// time of every call, Refused the share of it spent on calls that
+	// answered an error.
 	Items         int
 	Time, Refused time.Duration
 }

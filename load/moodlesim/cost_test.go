@@ -35,6 +35,15 @@ func TestWorkCountsItemsAndCharges(t *testing.T) {
 	if get.Calls != 1 || get.Items != 2 || get.Refused != get.Time || get.Time == 0 {
 		t.Errorf("refused read: %+v", get)
 	}
+	// A member call refused at its third member charges the two before it.
+	s.ResetCalls()
+	stranger := s.AddUser(moodlesim.User{Username: "stranger"})
+	call(t, base, "core_group_add_group_members", "members[0][groupid]", itoa(g), "members[0][userid]", itoa(users[5]),
+		"members[1][groupid]", itoa(g), "members[1][userid]", itoa(users[6]), "members[2][groupid]", itoa(g), "members[2][userid]", itoa(stranger),
+		"members[3][groupid]", itoa(g), "members[3][userid]", itoa(users[7]))
+	if w := s.Work()["core_group_add_group_members"]; w.Items != 2 || w.Refused != 16*time.Millisecond+2*4340*time.Microsecond {
+		t.Errorf("refused add: %+v", w)
+	}
 	s.ResetCalls()
 	if len(s.Work()) != 0 {
 		t.Error("ResetCalls kept the work")

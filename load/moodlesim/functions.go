@@ -26,6 +26,9 @@ type callCtx struct {
 	st      *state
 	raw     bool // moodlewssettingraw
 	siteURL string
+	// done counts the items a call completed, for the cost of a call
+	// refused part-way (-1: the function does not count them).
+	done int
 }
 
 // wsFunc is one external function: its parameter and return descriptions and
@@ -783,6 +786,7 @@ func changeMembers(c *callCtx, members any, add bool) (any, *wsError) {
 		} else {
 			c.st.removeMember(g, uid)
 		}
+		c.done++
 	}
 	return nil, nil
 }

@@ -537,7 +537,10 @@ func (s *Server) execute(req *request) (*wsFunc, *onode, *wsError) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &callCtx{s: s, st: s.st, raw: req.raw, siteURL: req.siteURL}
+	c := &callCtx{s: s, st: s.st, raw: req.raw, siteURL: req.siteURL, done: -1}
+	if f.name == "core_group_add_group_members" || f.name == "core_group_delete_group_members" {
+		c.done = 0 // counted by changeMembers
+	}
 	if f.write {
 		// On an error (or a panic) the deferred rollback undoes the call's
 		// changes before the lock is released; like InnoDB's auto-increment
@@ -548,6 +551,11 @@ func (s *Server) execute(req *request) (*wsFunc, *onode, *wsError) {
 	result, werr := f.run(c, params)
 	req.items, req.fields = itemsOf(f.name, params, result), userFields(f.name, params)
 	if werr != nil {
+		if c.done >= 0 {
+			// Refused part-way: Moodle did the work of the items before
+			// the one it refused (then rolled it back), no more.
+			req.items = c.done
+		}
 		return nil, nil, werr
 	}
 	if f.write {
