@@ -73,6 +73,9 @@ func (a *app) pipeline(ctx context.Context, courses []int64) (*pipeline, error) 
 }
 
 func (a *app) pipelineFor(ctx context.Context, cfg *Config, courses []int64) (*pipeline, error) {
+	if err := cfg.requireStagingFile(); err != nil {
+		return nil, err
+	}
 	runID := newRunID()
 	log := newLogger(cfg, a.stderr).WithField("run_id", runID)
 	st, err := store.Open(ctx, cfg.Staging.Engine, cfg.Staging.DSN)
