@@ -32,12 +32,14 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:           "cmissync",
 		Short:         "Keep Moodle course groups in step with CMIS teaching groups",
 		Long:          rootLong + "\n\n" + exitCodesHelp,
+		Version:       versionText(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
 			a.started = true
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
