@@ -56,7 +56,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.stepCommand("stage", "Compute the desired groups and set toadd/todelete flags",
 			"Joins the dump with mapped_modules, compares the desired groupings, groups and\nmemberships with what cmissync has made, and sets toadd/todelete flags.\nSends nothing to Moodle."),
 		a.stepCommand("load", "Send the flagged changes to Moodle",
-			"Reads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
+			"Checks that Moodle answers at moodle.url to the token with every function\nneeded, and is the site this staging database is bound to (the first load\nrecords it; another site is refused, exit 2, unless --rebind-site). Then it\nreads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
 		a.planCommand(),
 		a.statusCommand(),
 		a.migrateCommand(),
@@ -101,6 +101,7 @@ func (a *app) runCommand() *cobra.Command {
 		approve bool
 		shrink  bool
 		noDel   bool
+		rebind  bool
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -109,6 +110,12 @@ func (a *app) runCommand() *cobra.Command {
 cmissync_runs and emailing a report for each step that had failures.
 The run stops before stage when extract fails, so bad data never deletes
 anything; deletions are skipped when an earlier step failed.
+
+Before anything else the run checks Moodle (step "check"): the site must
+answer at moodle.url exactly, accept the token, offer every function a load
+calls, and be the site this staging database is bound to (the first load
+records it). Otherwise nothing is extracted, staged or sent and the run exits
+2 (1 when Moodle does not answer at all); "cmissync check" says what to fix.
 
 With --dry-run, extract and stage run (they only write the staging database)
 and the plan of what load would do is printed; nothing is sent to Moodle.`,
@@ -119,7 +126,7 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
+			p.approveDeletes, p.approveShrink, p.noDeletes, p.site.rebind = approve, shrink, noDel, rebind
 			return p.run(c.Context(), dryRun)
 		},
 	}
@@ -128,6 +135,7 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 	approveFlag(c, &approve)
 	noDeletesFlag(c, &noDel)
 	shrinkFlag(c, &shrink)
+	rebindFlag(c, &rebind)
 	return a.withHelp(c)
 }
 
@@ -138,6 +146,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		shrink  bool
 		dryRun  bool
 		noDel   bool
+		rebind  bool
 	)
 	c := &cobra.Command{
 		Use:   name,
@@ -150,8 +159,11 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
+			p.approveDeletes, p.approveShrink, p.noDeletes, p.site.rebind = approve, shrink, noDel, rebind
 			if dryRun {
+				if err := p.preflight(c.Context()); err != nil {
+					return err
+				}
 				pl, err := p.makePlan(c.Context(), false)
 				if err != nil {
 					return err
@@ -170,6 +182,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		approveFlag(c, &approve)
 		noDeletesFlag(c, &noDel)
 		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan this load would carry out (the same as cmissync plan) and send nothing")
+		rebindFlag(c, &rebind)
 	}
 	if name == "extract" {
 		shrinkFlag(c, &shrink)

@@ -32,7 +32,9 @@ It is the same plan "run --dry-run" prints and "load" executes. Sends nothing
 to Moodle. Run "cmissync stage" first to refresh the flags.
 
 With --offline Moodle is not read: the plan is built from staging alone, so
-changes made in Moodle by hand and enrolments are not seen.`,
+changes made in Moodle by hand and enrolments are not seen. Otherwise Moodle
+is checked first, as a run checks it: a wrong address, token, service, or
+another site than staging is bound to stops the plan (exit 2).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := a.pipeline(c.Context(), courses)
@@ -40,6 +42,11 @@ changes made in Moodle by hand and enrolments are not seen.`,
 				return err
 			}
 			defer p.close()
+			if !offline {
+				if err := p.preflight(c.Context()); err != nil {
+					return err
+				}
+			}
 			pl, err := p.makePlan(c.Context(), offline)
 			if err != nil {
 				return err

@@ -63,12 +63,12 @@ func TestStatusExitCodesForMonitoring(t *testing.T) {
 	status := func(args ...string) (int, string) {
 		t.Helper()
 		code, out, errs := run(t, nil, append([]string{"status", "--config", cfg}, args...)...)
-		if code != exitOK && !strings.Contains(errs, "last run") && !strings.Contains(errs, "no run") {
+		if code != exitOK && !strings.Contains(errs, "last run: ") {
 			t.Fatalf("status exit %d without a verdict on stderr: %s", code, errs)
 		}
 		return code, out
 	}
-	if code, out := status(); code != exitOK || !strings.Contains(out, "no run is recorded yet") || !strings.Contains(out, "not bound yet") {
+	if code, out := status(); code != exitOK || !strings.Contains(out, "Last run: none recorded yet") || !strings.Contains(out, "not bound yet") {
 		t.Fatalf("empty staging: exit %d\n%s", code, out)
 	}
 	if code, _ := status("--max-age", "26h"); code != exitNoRecentRun {

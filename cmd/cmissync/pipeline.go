@@ -44,6 +44,8 @@ type pipeline struct {
 	approveDeletes, approveShrink bool
 	// noDeletes holds every deletion of the load back (--no-deletes).
 	noDeletes bool
+	// site is the Moodle preflight and the site binding (site.go).
+	site siteState
 }
 
 // loadConfig reads the configuration named by --config.
@@ -217,6 +219,9 @@ func (p *pipeline) runSteps(ctx context.Context, dryRun bool) error {
 	p.log.WithField("dry_run", dryRun).Info("run started")
 
 	var partial []error
+	if err := p.step(ctx, "check", p.preflightStep); err != nil {
+		return err
+	}
 	extractErr := p.step(ctx, "extract", p.extract)
 	if extractErr != nil && !isPartial(extractErr) {
 		// Bad or missing data must never reach stage: it would delete.
@@ -520,6 +525,9 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	advice := []string{
 		"Fix the cause named for each item (in Moodle, or in the staged rows), then rerun: cmissync load",
 		"See what is still pending with: cmissync status, and what the next load would do with: cmissync plan",
+	}
+	if err := p.checkSite(ctx); err != nil {
+		return stepResult{advice: siteAdvice(err)}, err
 	}
 	mc, err := p.moodleClient()
 	if err != nil {

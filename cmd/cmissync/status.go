@@ -27,7 +27,7 @@ type statusError struct {
 	verdict string
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("%s (exit %d)", e.verdict, e.code) }
+func (e *statusError) Error() string { return fmt.Sprintf("last run: %s (exit %d)", e.verdict, e.code) }
 
 // Run outcomes status reports: a step's outcomes, and crashed for a run
 // whose steps never finished while no process holds its lock.
@@ -210,29 +210,30 @@ func runOutcome(run *statusRun, lock *store.LockInfo) string {
 	return worst
 }
 
-// judge turns the last run into status's exit code and a sentence.
+// judge turns the last run into status's exit code and a phrase that
+// follows "Last run: ".
 func judge(last *statusRun, maxAge time.Duration, now time.Time) (int, string) {
 	if last == nil {
 		if maxAge > 0 {
-			return exitNoRecentRun, "no run is recorded"
+			return exitNoRecentRun, "none recorded"
 		}
-		return exitOK, "no run is recorded yet"
+		return exitOK, "none recorded yet"
 	}
-	when := last.Started.Local().Format("2006-01-02 15:04")
+	run := fmt.Sprintf("%s (started %s)", last.RunID, last.Started.Local().Format("2006-01-02 15:04"))
 	if maxAge > 0 && now.Sub(last.Started) > maxAge {
-		return exitNoRecentRun, fmt.Sprintf("the last run (%s, started %s) is older than --max-age %s", last.RunID, when, maxAge)
+		return exitNoRecentRun, fmt.Sprintf("%s is older than --max-age %s", run, maxAge)
 	}
 	switch last.Outcome {
 	case store.OutcomeFailed:
-		return exitLastRunFailed, fmt.Sprintf("the last run (%s, started %s) failed", last.RunID, when)
+		return exitLastRunFailed, run + " failed"
 	case runCrashed:
-		return exitLastRunFailed, fmt.Sprintf("the last run (%s, started %s) stopped without finishing (the process died or was killed)", last.RunID, when)
+		return exitLastRunFailed, run + " stopped without finishing (the process died or was killed)"
 	case store.OutcomeHeld:
-		return exitLastRunHeld, fmt.Sprintf("the last run (%s, started %s) was stopped by a safety rail and waits for approval", last.RunID, when)
+		return exitLastRunHeld, run + " was stopped by a safety rail and waits for an operator's approval"
 	case store.OutcomePartial:
-		return exitLastRunPartial, fmt.Sprintf("the last run (%s, started %s) finished, but some items failed", last.RunID, when)
+		return exitLastRunPartial, run + " finished, but some items failed"
 	}
-	return exitOK, fmt.Sprintf("the last run (%s, started %s) succeeded", last.RunID, when)
+	return exitOK, run + " succeeded"
 }
 
 // writeText prints the status for people.
