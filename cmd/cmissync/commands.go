@@ -59,6 +59,7 @@ func (a *app) rootCommand() *cobra.Command {
 			"Checks that Moodle answers at moodle.url to the token with every function\nneeded, and is the site this staging database is bound to (the first load\nrecords it; another site is refused, exit 2, unless --rebind-site). Then it\nreads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
 		a.planCommand(),
 		a.statusCommand(),
+		a.checkCommand(),
 		a.migrateCommand(),
 		a.retryCommand(),
 		a.auditCommand(),

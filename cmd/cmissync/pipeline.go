@@ -18,7 +18,6 @@ import (
 	"github.com/cmissync/cmissync/load"
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/load/report"
-	sqlfiles "github.com/cmissync/cmissync/sql"
 	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 )
@@ -378,19 +377,7 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 	if err := p.cfg.requireSource(); err != nil {
 		return stepResult{}, err
 	}
-	var (
-		src extract.Source
-		err error
-	)
-	if p.cfg.Source.Type == "csv" {
-		src, err = extract.OpenCSV(p.cfg.Source.CSVDir, nil)
-	} else {
-		var queries fs.FS = sqlfiles.Queries()
-		if p.cfg.Source.QueriesDir != "" {
-			queries = overlayFS{primary: os.DirFS(p.cfg.Source.QueriesDir), fallback: queries}
-		}
-		src, err = extract.OpenSQL(ctx, p.cfg.Source.Driver, p.cfg.Source.DSN, queries, extract.WithCharset(p.cfg.Source.Charset))
-	}
+	src, err := p.openSource(ctx)
 	if err != nil {
 		return stepResult{advice: extractAdvice(err)}, fmt.Errorf("open source: %w", scrubErr(err, p.cfg))
 	}
