@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -60,6 +61,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.planCommand(),
 		a.statusCommand(),
 		a.checkCommand(),
+		a.mapCommand(),
+		a.forgetCommand(),
 		a.migrateCommand(),
 		a.retryCommand(),
 		a.auditCommand(),
@@ -68,6 +71,23 @@ func (a *app) rootCommand() *cobra.Command {
 		a.configCommand(),
 	)
 	return root
+}
+
+// withPipeline is a command body that runs fn with the invocation's
+// pipeline (configuration, staging, logger) for the courses, and closes it.
+func (a *app) withPipeline(courses *[]int64, fn func(ctx context.Context, p *pipeline) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, _ []string) error {
+		var cs []int64
+		if courses != nil {
+			cs = *courses
+		}
+		p, err := a.pipeline(c.Context(), cs)
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		return fn(c.Context(), p)
+	}
 }
 
 // courseFlag adds --course to a command.

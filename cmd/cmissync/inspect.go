@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,18 +37,13 @@ changes made in Moodle by hand and enrolments are not seen. Otherwise Moodle
 is checked first, as a run checks it: a wrong address, token, service, or
 another site than staging is bound to stops the plan (exit 2).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), courses)
-			if err != nil {
-				return err
-			}
-			defer p.close()
+		RunE: a.withPipeline(&courses, func(ctx context.Context, p *pipeline) error {
 			if !offline {
-				if err := p.preflight(c.Context()); err != nil {
+				if err := p.preflight(ctx); err != nil {
 					return err
 				}
 			}
-			pl, err := p.makePlan(c.Context(), offline)
+			pl, err := p.makePlan(ctx, offline)
 			if err != nil {
 				return err
 			}
@@ -58,7 +54,7 @@ another site than staging is bound to stops the plan (exit 2).`,
 			}
 			pl.WriteText(a.stdout)
 			return nil
-		},
+		}),
 	}
 	courseFlag(c, &courses)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON, every item included")
@@ -90,13 +86,8 @@ going is not judged: the one before it is):
   13   no run started within --max-age (is cron still running cmissync?)
 13 wins over the others; errors of status itself exit 1 or 2 as usual.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), nil)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			st, err := p.readStatus(c.Context(), runs, maxAge)
+		RunE: a.withPipeline(nil, func(ctx context.Context, p *pipeline) error {
+			st, err := p.readStatus(ctx, runs, maxAge)
 			if err != nil {
 				return err
 			}
@@ -113,7 +104,7 @@ going is not judged: the one before it is):
 				return &statusError{code: st.ExitCode, verdict: st.Verdict}
 			}
 			return nil
-		},
+		}),
 	}
 	c.Flags().IntVar(&runs, "runs", 5, "number of recent runs to show")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
@@ -149,23 +140,24 @@ database has not had yet (recorded in schema_migrations). Safe to run at any
 time; every other command refuses to run on an out-of-date schema.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(c.Context(), cfg.Staging.Engine, cfg.Staging.DSN)
+			st, err := store.Open(ctx, cfg.Staging.Engine, cfg.Staging.DSN)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			applied, err := st.Migrate(c.Context())
+			applied, err := st.Migrate(ctx)
 			for _, m := range applied {
 				fmt.Fprintf(a.stdout, "applied %s\n", m.Name)
 			}
 			if err != nil {
 				return err
 			}
-			v, _ := st.SchemaVersion(c.Context())
+			v, _ := st.SchemaVersion(ctx)
 			fmt.Fprintf(a.stdout, "staging schema (%s) is at version %d\n", cfg.Staging.Engine, v)
 			return nil
 		},
@@ -183,26 +175,21 @@ load.on_deleted = forget) are skipped by load and listed in every report.
 Once the cause is fixed, retry makes them eligible again; the next
 "cmissync load" (or run) sends them.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), courses)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			items, err := p.st.Parked(c.Context(), p.filter)
+		RunE: a.withPipeline(&courses, func(ctx context.Context, p *pipeline) error {
+			items, err := p.st.Parked(ctx, p.filter)
 			if err != nil {
 				return err
 			}
 			for _, it := range items {
 				fmt.Fprintf(a.stdout, "course %d %s %s %s: %s\n", it.CourseID, it.Table, it.IDNumber, it.CMISID, oneLine(it.LastError, 100))
 			}
-			n, err := p.st.Unpark(c.Context(), p.filter)
+			n, err := p.st.Unpark(ctx, p.filter)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "%d items unparked; the next load tries them again\n", n)
 			return nil
-		},
+		}),
 	}
 	courseFlag(c, &courses)
 	return a.withHelp(c)
@@ -225,14 +212,9 @@ student or staff id, or a Moodle user id), group or grouping (--moodle-id:
 the Moodle id a report or Moodle's own pages show; --idnumber), or keep the
 newest entries (--limit).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), nil)
-			if err != nil {
-				return err
-			}
-			defer p.close()
+		RunE: a.withPipeline(nil, func(ctx context.Context, p *pipeline) error {
 			if last {
-				steps, err := p.st.RecentSteps(c.Context(), 50)
+				steps, err := p.st.RecentSteps(ctx, 50)
 				if err != nil {
 					return err
 				}
@@ -248,14 +230,14 @@ newest entries (--limit).`,
 				}
 			}
 			q.User = strings.TrimSpace(q.User)
-			entries, err := p.st.FindAudit(c.Context(), q)
+			entries, err := p.st.FindAudit(ctx, q)
 			if err != nil {
 				return err
 			}
 			writeAudit(a.stdout, entries)
 			fmt.Fprintf(a.stdout, "%d changes\n", len(entries))
 			return nil
-		},
+		}),
 	}
 	courseFlag(c, &q.Courses)
 	c.Flags().StringVar(&q.RunID, "run", "", "only this run id (see cmissync status)")

@@ -76,6 +76,16 @@ FROM cmis_groups_dump g WHERE g.modulecode = ? ORDER BY g.groupcode`, []any{modu
 	return rows, wrap(err, "read the dump of module %s", module)
 }
 
+// DumpModules lists the module codes of the current dump.
+func (s *Store) DumpModules(ctx context.Context) ([]string, error) {
+	mods, err := all(ctx, s.db, `SELECT DISTINCT modulecode FROM cmis_groups_dump ORDER BY modulecode`, nil, func(r *sql.Rows) (string, error) {
+		var m string
+		err := r.Scan(&m)
+		return m, err
+	})
+	return mods, wrap(err, "read the modules of the dump")
+}
+
 // DumpMembership is a student or tutor row of the current dump.
 type DumpMembership struct {
 	Module, Group, Role, CMISID string

@@ -71,6 +71,9 @@ func TestInspectDumpAndRefusedRows(t *testing.T) {
 		if got := fmt.Sprint(groups); got != "[{COMP1001 SEM01 Computing Seminar 1 2 1} {COMP1001 SEM02 Computing Seminar 2 1 0}]" {
 			t.Fatalf("DumpGroups = %s", got)
 		}
+		if mods, err := st.DumpModules(ctx); err != nil || fmt.Sprint(mods) != "[COMP1001 MATH2002]" {
+			t.Fatalf("DumpModules = %v, %v", mods, err)
+		}
 		if groups, err := st.DumpGroups(ctx, "NOPE"); err != nil || len(groups) != 0 {
 			t.Fatalf("DumpGroups of an absent module = %v, %v", groups, err)
 		}
