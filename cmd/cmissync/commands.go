@@ -63,6 +63,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.checkCommand(),
 		a.mapCommand(),
 		a.forgetCommand(),
+		a.explainCommand(),
 		a.migrateCommand(),
 		a.retryCommand(),
 		a.auditCommand(),

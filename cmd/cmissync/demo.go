@@ -171,7 +171,8 @@ func (a *app) demo(ctx context.Context, dir string) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nTry next, on the demo's staging database:\n")
-	for _, c := range []string{"status", "audit", "plan"} {
+	course := seed.courseIDs[data.Courses[0].ShortName]
+	for _, c := range []string{"status", "audit", "plan --offline", fmt.Sprintf("explain --offline --course %d", course), "map list"} {
 		fmt.Fprintf(out, "  go run ./cmd/cmissync %s --config %s\n", c, cfgPath)
 	}
 	return nil
