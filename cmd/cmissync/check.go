@@ -52,7 +52,7 @@ type checker struct {
 	cfg     *Config
 	p       *pipeline // nil until staging works
 	lines   []checkLine
-	course  int64 // --course: the course whose enrolments show the match field
+	courses []int64 // --course: the courses whose enrolments show the match field
 	sendMsg bool
 	site    *moodle.SiteInfo
 	mc      *moodle.Client
@@ -81,7 +81,7 @@ func (ck *checker) scrub(s string) string { return report.Scrub(s, ck.secrets...
 
 func (a *app) checkCommand() *cobra.Command {
 	var (
-		course  int64
+		courses []int64
 		asJSON  bool
 		sendMsg bool
 	)
@@ -110,7 +110,7 @@ token, the address, a missing function, the schema, another site), 1 when a
 server could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			ck := &checker{a: a, course: course, sendMsg: sendMsg}
+			ck := &checker{a: a, courses: courses, sendMsg: sendMsg}
 			ck.run(c.Context())
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
@@ -124,7 +124,7 @@ server could not be reached.`,
 			return ck.result()
 		},
 	}
-	c.Flags().Int64Var(&course, "course", 0, "read the enrolled users of this Moodle course to check the user match field (default: the first mapped course)")
+	c.Flags().Int64SliceVar(&courses, "course", nil, "read the enrolled users of these Moodle courses to check the user match field (repeat or comma-separate; default: the first mapped course)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the lines as JSON")
 	c.Flags().BoolVar(&sendMsg, "send-test-email", false, "also send a test report to email.to (the login and the recipients are then checked too)")
 	return c
@@ -327,8 +327,8 @@ func (ck *checker) checkMatchField(ctx context.Context) {
 		ck.skip(name, "needs an accepted token and "+moodle.FnEnrolledUsers)
 		return
 	}
-	course := ck.course
-	if course == 0 && ck.p.st != nil {
+	courses := ck.courses
+	if len(courses) == 0 && ck.p.st != nil {
 		maps, err := ck.p.st.MappingsWithDump(ctx, ck.p.filter)
 		if err != nil {
 			ck.fail(name, false, err.Error(), "")
@@ -336,15 +336,23 @@ func (ck *checker) checkMatchField(ctx context.Context) {
 		}
 		for _, m := range maps {
 			if stage.NormalAction(m.GroupImport) == store.ActionAdd && stage.NormalAction(m.MappingAction) == store.ActionAdd {
-				course = m.CourseID
+				courses = []int64{m.CourseID}
 				break
 			}
 		}
 	}
-	if course == 0 {
+	if len(courses) == 0 {
 		ck.warn(name, "no mapped course to read enrolled users from", "rerun with --course N, a course with enrolled users")
 		return
 	}
+	for _, course := range courses {
+		ck.matchField(ctx, course, field)
+	}
+}
+
+// matchField checks the match field on the users enrolled in one course.
+func (ck *checker) matchField(ctx context.Context, course int64, field string) {
+	const name = "user match field"
 	users, err := ck.mc.EnrolledUsers(ctx, course, field)
 	if err != nil {
 		ck.warn(name, fmt.Sprintf("could not read the enrolled users of course %d: %v", course, err), "rerun with --course N, a course the service user can open")

@@ -273,6 +273,10 @@ func (p *pipeline) explain(ctx context.Context, course int64, opts explainOption
 	if err != nil {
 		return nil, err
 	}
+	sel.resolveUser(staged)
+	if sel.user != opts.user {
+		e.User = fmt.Sprintf("%s (Moodle user %s)", sel.user, opts.user)
+	}
 	dump, err := p.st.CurrentDump(ctx)
 	if err != nil {
 		return nil, err
@@ -297,14 +301,34 @@ func (p *pipeline) explain(ctx context.Context, course int64, opts explainOption
 	return e, nil
 }
 
-// explainCMIS reads the last extract for each mapped module, and resolves
-// --group and --user against it and staging.
-func (p *pipeline) explainCMIS(ctx context.Context, e *explanation, sel *selection, staged *store.CourseStaged, extracted bool) error {
-	if sel.user != "" {
-		if uid, err := strconv.ParseInt(sel.user, 10, 64); err == nil && uid > 0 {
-			sel.moodleUser = uid
+// resolveUser reads --user as a Moodle user id too, and when it is one
+// that staging knows under a CMIS id, follows that CMIS id instead.
+func (s *selection) resolveUser(staged *store.CourseStaged) {
+	if s.user == "" {
+		return
+	}
+	uid, err := strconv.ParseInt(s.user, 10, 64)
+	if err != nil || uid <= 0 {
+		return
+	}
+	s.moodleUser = uid
+	cmisid := ""
+	for _, m := range staged.Members {
+		if m.CMISID == s.user {
+			return // a CMIS id
+		}
+		if m.MoodleUserID == uid {
+			cmisid = m.CMISID
 		}
 	}
+	if cmisid != "" {
+		s.user = cmisid
+	}
+}
+
+// explainCMIS reads the last extract for each mapped module, and resolves
+// --group against it and staging.
+func (p *pipeline) explainCMIS(ctx context.Context, e *explanation, sel *selection, staged *store.CourseStaged, extracted bool) error {
 	if sel.group != "" {
 		for _, g := range staged.Groups {
 			if g.GroupCode == sel.group || g.IDNumber == sel.group || (g.MoodleID != 0 && strconv.FormatInt(g.MoodleID, 10) == sel.group) {

@@ -347,6 +347,21 @@ func TestExplainSeveralCoursesAndUsage(t *testing.T) {
 			t.Errorf("course %d: %+v", e.Course, e.Verdicts)
 		}
 	}
+	// --user may be the Moodle user id: explain follows its CMIS id.
+	f := h.fixture()
+	uid := h.userID(f.student)
+	js = nil
+	if err := json.Unmarshal([]byte(h.mustRun(exitOK, "explain", "--course", f.c, "--user", fmt.Sprint(uid), "--json")), &js); err != nil || len(js) != 1 {
+		t.Fatalf("explain --user MOODLEID: %v", err)
+	}
+	if e := js[0]; e.User != fmt.Sprintf("%s (Moodle user %d)", f.student, uid) || len(e.Staged.Members) == 0 || e.Verdicts[0].Code != "in-step" || len(e.CMIS[0].Person) == 0 {
+		t.Fatalf("explain --user %d: user %q, %d members, %+v", uid, e.User, len(e.Staged.Members), e.Verdicts)
+	}
+	// check reads the match field of every course asked for.
+	code, out, _ := h.cmd("check", "--course", strings.Join(ids, ","))
+	if code != exitOK || strings.Count(out, "ok    user match field") != len(ids) {
+		t.Fatalf("check --course %v: exit %d\n%s", ids, code, out)
+	}
 	if code, _, errs := h.cmd("explain"); code != exitUsage || !strings.Contains(errs, "--course is required") {
 		t.Fatalf("explain without --course: exit %d %s", code, errs)
 	}
