@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -66,7 +67,9 @@ func (m *mapArgs) run(a *app, first func(context.Context, *pipeline) error, chan
 		if err := m.validate(); err != nil {
 			return err
 		}
-		return a.withPipeline(&m.courses, func(ctx context.Context, p *pipeline) error {
+		// A mapping may be made for a course outside stage.courses (an
+		// allow-list for a pilot, say): it is said, not refused.
+		return a.withPipeline(nil, func(ctx context.Context, p *pipeline) error {
 			if first != nil {
 				if err := first(ctx, p); err != nil {
 					return err
@@ -75,6 +78,9 @@ func (m *mapArgs) run(a *app, first func(context.Context, *pipeline) error, chan
 			for _, course := range m.courses {
 				if err := change(ctx, p, course); err != nil {
 					return err
+				}
+				if len(p.cfg.Stage.Courses) > 0 && !slices.Contains(p.cfg.Stage.Courses, course) {
+					fmt.Fprintf(p.a.stdout, "note: course %d is not in stage.courses, so runs leave it alone until it is\n", course)
 				}
 				if err := p.writeOutlook(ctx, course); err != nil {
 					return err

@@ -136,6 +136,12 @@ func TestMapCommands(t *testing.T) {
 	if got := h.groupsIn(cid); len(got) != 3 {
 		t.Fatalf("after map set ADD and a run, course %d has %v", cid, got)
 	}
+
+	// A course outside stage.courses may be mapped; it is said.
+	h.env["CMISSYNC_STAGE_COURSES"] = fmt.Sprint(h.seed.courseIDs[h.data.Courses[0].ShortName])
+	if out := h.mustRun(exitOK, "map", "add", "--course", course, "--module", "LATER1", "--force", "--offline"); !strings.Contains(out, "not in stage.courses") {
+		t.Fatalf("map add outside stage.courses:\n%s", out)
+	}
 }
 
 func TestForgetThenTheNextRunFindsEverything(t *testing.T) {
