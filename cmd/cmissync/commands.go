@@ -26,7 +26,11 @@ against what cmissync already made, and loads the changes into Moodle through
 its web services, emailing a report for each step that had failures.
 
 Configuration comes from one file (--config, default ./cmissync.toml) and the
-environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".`
+environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".
+
+When something looks wrong: "cmissync check" (will a run work?), "cmissync
+status" (did the last one? its exit status, 10 to 13, is for monitoring),
+"cmissync explain --course N" (why is this course as it is, and the fix).`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
