@@ -36,9 +36,9 @@ func stepAdvice(step string, err error, cfg *Config) []string {
 		me *moodle.Error
 		te *moodle.TransportError
 	)
+	// Moodle's answer (or its absence) decides the advice, also when the
+	// preflight reports it as a configuration error.
 	switch {
-	case errors.As(err, &ce):
-		return []string{"Correct the setting named above in the configuration file or its environment variable (\"cmissync config\" lists every key and what it allows).", rerun}
 	case errors.As(err, &mf):
 		return []string{
 			"The cmissync external service lacks " + strings.Join(mf.Missing, ", ") + ": add them in Site administration > Server > Web services > External services > (the cmissync service) > Functions.",
@@ -48,6 +48,8 @@ func stepAdvice(step string, err error, cfg *Config) []string {
 		return moodleErrorAdvice(me, site, rerun)
 	case errors.As(err, &te):
 		return transportAdvice(te, site, host, cfg, rerun)
+	case errors.As(err, &ce):
+		return []string{"Correct the setting named above in the configuration file or its environment variable (\"cmissync config\" lists every key and what it allows).", rerun}
 	}
 	return networkAdvice(err, "a server this step needs (the staging database, or the source)", rerun)
 }

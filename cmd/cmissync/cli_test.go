@@ -167,7 +167,8 @@ func TestReadmeAndHelpDocumentEveryKey(t *testing.T) {
 			t.Errorf("%s has no doc tag", name)
 		}
 	}
-	for _, cmd := range []string{"run", "extract", "stage", "load", "plan", "status", "migrate", "demo", "moodle-sim", "config"} {
+	for _, cmd := range []string{"run", "extract", "stage", "load", "plan", "status", "migrate", "demo", "moodle-sim", "config",
+		"check", "explain", "map", "forget", "audit", "retry"} {
 		if !bytes.Contains(readme, []byte("| `"+cmd)) {
 			t.Errorf("README's command table lacks %s", cmd)
 		}
@@ -176,7 +177,7 @@ func TestReadmeAndHelpDocumentEveryKey(t *testing.T) {
 			t.Errorf("%s --help: exit %d", cmd, code)
 		}
 	}
-	for _, code := range []string{"| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 130 |"} {
+	for _, code := range []string{"| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 130 |", "| 10 |", "| 11 |", "| 12 |", "| 13 |"} {
 		if !bytes.Contains(readme, []byte(code)) {
 			t.Errorf("README's exit code table lacks %s", code)
 		}

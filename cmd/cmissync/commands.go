@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -26,19 +27,25 @@ its web services, emailing a report for each step that had failures or news
 (see email.when).
 
 Configuration comes from one file (--config, default ./cmissync.toml) and the
-environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".`
+environment (CMISSYNC_<SECTION>_<KEY>); see "cmissync config".
+
+When something looks wrong: "cmissync check" (will a run work?), "cmissync
+status" (did the last one? its exit status, 10 to 13, is for monitoring),
+"cmissync explain --course N" (why is this course as it is, and the fix).`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cmissync",
 		Short:         "Keep Moodle course groups in step with CMIS teaching groups",
 		Long:          rootLong + "\n\n" + exitCodesHelp,
+		Version:       versionText(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
 			a.started = true
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
@@ -55,9 +62,13 @@ func (a *app) rootCommand() *cobra.Command {
 		a.stepCommand("stage", "Compute the desired groups and set toadd/todelete flags",
 			"Joins the dump with mapped_modules, compares the desired groupings, groups and\nmemberships with what cmissync has made, and sets toadd/todelete flags.\nSends nothing to Moodle."),
 		a.stepCommand("load", "Send the flagged changes to Moodle",
-			"Reads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
+			"Checks that Moodle answers at moodle.url to the token with every function\nneeded, and is the site this staging database is bound to (the first load\nrecords it; another site is refused, exit 2, unless --rebind-site). Then it\nreads what cmissync owns in Moodle, builds one plan from it and the staged\nflags (the plan \"cmissync plan\" prints), holds back deletions without evidence\nor over the mass-change guard, and carries the rest out in order (repairs,\ngroupings, groups, adoptions and renames, grouping assignments, member\nadditions, member removals, give-backs, group deletions, grouping deletions),\nrecording each success. Rerun it after fixing staged rows."),
 		a.planCommand(),
 		a.statusCommand(),
+		a.checkCommand(),
+		a.mapCommand(),
+		a.forgetCommand(),
+		a.explainCommand(),
 		a.migrateCommand(),
 		a.retryCommand(),
 		a.auditCommand(),
@@ -67,6 +78,23 @@ func (a *app) rootCommand() *cobra.Command {
 		a.manCommand(),
 	)
 	return root
+}
+
+// withPipeline is a command body that runs fn with the invocation's
+// pipeline (configuration, staging, logger) for the courses, and closes it.
+func (a *app) withPipeline(courses *[]int64, fn func(ctx context.Context, p *pipeline) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, _ []string) error {
+		var cs []int64
+		if courses != nil {
+			cs = *courses
+		}
+		p, err := a.pipeline(c.Context(), cs)
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		return fn(c.Context(), p)
+	}
 }
 
 // courseFlag adds --course to a command.
@@ -101,6 +129,7 @@ func (a *app) runCommand() *cobra.Command {
 		approve bool
 		shrink  bool
 		noDel   bool
+		rebind  bool
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -113,6 +142,12 @@ pings a monitoring check at its end (not on a dry run).
 The run stops before stage when extract fails, so bad data never deletes
 anything; deletions are skipped when an earlier step failed.
 
+Before anything else the run checks Moodle (step "check"): the site must
+answer at moodle.url exactly, accept the token, offer every function a load
+calls, and be the site this staging database is bound to (the first load
+records it). Otherwise nothing is extracted, staged or sent and the run exits
+2 (1 when Moodle does not answer at all); "cmissync check" says what to fix.
+
 With --dry-run, extract and stage run (they only write the staging database)
 and the plan of what load would do is printed; nothing is sent to Moodle.`,
 		Args: cobra.NoArgs,
@@ -122,7 +157,7 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
+			p.approveDeletes, p.approveShrink, p.noDeletes, p.site.rebind = approve, shrink, noDel, rebind
 			return p.run(c.Context(), dryRun)
 		},
 	}
@@ -131,6 +166,7 @@ and the plan of what load would do is printed; nothing is sent to Moodle.`,
 	approveFlag(c, &approve)
 	noDeletesFlag(c, &noDel)
 	shrinkFlag(c, &shrink)
+	rebindFlag(c, &rebind)
 	return a.withHelp(c)
 }
 
@@ -141,6 +177,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		shrink  bool
 		dryRun  bool
 		noDel   bool
+		rebind  bool
 	)
 	c := &cobra.Command{
 		Use:   name,
@@ -153,8 +190,11 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.approveDeletes, p.approveShrink, p.noDeletes = approve, shrink, noDel
+			p.approveDeletes, p.approveShrink, p.noDeletes, p.site.rebind = approve, shrink, noDel, rebind
 			if dryRun {
+				if err := p.preflight(c.Context()); err != nil {
+					return err
+				}
 				pl, err := p.makePlan(c.Context(), false)
 				if err != nil {
 					return err
@@ -173,6 +213,7 @@ func (a *app) stepCommand(name, short, long string) *cobra.Command {
 		approveFlag(c, &approve)
 		noDeletesFlag(c, &noDel)
 		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan this load would carry out (the same as cmissync plan) and send nothing")
+		rebindFlag(c, &rebind)
 	}
 	if name == "extract" {
 		shrinkFlag(c, &shrink)

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -51,8 +52,8 @@ type SiteConfig struct {
 // StagingConfig locates the staging database.
 type StagingConfig struct {
 	Engine    string   `toml:"engine" doc:"Staging database engine: sqlite (a file, the default) or mysql (MySQL/MariaDB)." default:"sqlite" oneof:"sqlite mysql"`
-	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file. mysql: user:password@tcp(host:3306)/database. Secret when it holds a password. Must not be empty." default:"cmissync.db" secret:"true"`
-	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine), instead of putting it in this file. An empty file is an error."`
+	DSN       string   `toml:"dsn" doc:"sqlite: path of the database file (a relative path in the config file is taken from the file's directory; only cmissync migrate creates it). mysql: user:password@tcp(host:3306)/database. Secret when it holds a password. Must not be empty." default:"cmissync.db" secret:"true" path:"sqlite"`
+	DSNFile   string   `toml:"dsn_file" doc:"File holding staging.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine), instead of putting it in this file. An empty file is an error." path:"file"`
 	LockStale Duration `toml:"lock_stale_after" doc:"A run lock whose holder has not renewed it for this long is presumed abandoned by a dead process and taken over; a live run renews it every quarter of this. Range: 1m to 24h." default:"10m" min:"1m" max:"24h"`
 }
 
@@ -60,10 +61,10 @@ type StagingConfig struct {
 type SourceConfig struct {
 	Type       string `toml:"type" doc:"Where CMIS data comes from: sql (a database: Oracle, MySQL or SQLite) or csv (three files)." default:"sql" oneof:"sql csv"`
 	Driver     string `toml:"driver" doc:"sql source driver: oracle (godror; needs Oracle Instant Client), mysql or sqlite." default:"oracle" oneof:"oracle mysql sqlite"`
-	DSN        string `toml:"dsn" doc:"sql source connection string, e.g. oracle: user=\"cmis\" password=\"...\" connectString=\"db:1521/GEND\". Secret." secret:"true"`
-	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
-	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries."`
-	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv."`
+	DSN        string `toml:"dsn" doc:"sql source connection string, e.g. oracle: user=\"cmis\" password=\"...\" connectString=\"db:1521/GEND\"; sqlite: a file path. Secret." secret:"true" path:"sqlite"`
+	DSNFile    string `toml:"dsn_file" doc:"File holding source.dsn (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error." path:"file"`
+	QueriesDir string `toml:"queries_dir" doc:"Directory with your own module_groups.sql, group_members.sql and group_tutors.sql; missing files fall back to the built-in queries. Empty: built-in queries." path:"file"`
+	CSVDir     string `toml:"csv_dir" doc:"csv source: directory with module_groups.csv, group_members.csv and group_tutors.csv." path:"file"`
 	Charset    string `toml:"charset" doc:"AL32UTF8 (default): Oracle converts to UTF-8 itself, which is right for a CMIS database in WE8ISO8859P1; for other sources, bytes that are not UTF-8 reject the row. WE8ISO8859P1: Oracle sends bytes unconverted (only for UTF-8 stored in Latin-1 columns); bytes that are not UTF-8 are decoded as Latin-1." default:"AL32UTF8" oneof:"AL32UTF8 WE8ISO8859P1"`
 }
 
@@ -71,12 +72,12 @@ type SourceConfig struct {
 type MoodleConfig struct {
 	URL                string   `toml:"url" doc:"The Moodle site's wwwroot, exactly as in its config.php (another host name gets a redirect, not an answer): http(s)://host[:port][/path], without a user name, password, query or fragment."`
 	Token              string   `toml:"token" doc:"Web-service token of the cmissync service user. Secret: prefer CMISSYNC_MOODLE_TOKEN or moodle.token_file." secret:"true"`
-	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
+	TokenFile          string   `toml:"token_file" doc:"File holding the web-service token (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error." path:"file"`
 	MaxInputVars       int      `toml:"max_input_vars" doc:"The site's PHP max_input_vars. Requests stay under it: PHP silently drops variables past it. Range: 20 to 100000." default:"1000" min:"20" max:"100000"`
 	Timeout            Duration `toml:"timeout" doc:"Time limit of one web-service request. Range: 1s to 1h." default:"60s" min:"1s" max:"1h"`
 	Retries            int      `toml:"retries" doc:"Extra attempts for transient failures (network errors, timeouts, HTTP 5xx); 0: none. Range: 0 to 10." default:"3" min:"0" max:"10"`
 	RetryWait          Duration `toml:"retry_wait" doc:"First wait before a retry; doubled each attempt. Range: 1ms to 1m." default:"1s" min:"1ms" max:"1m"`
-	CAFile             string   `toml:"ca_file" doc:"PEM file of extra certificate authorities to trust (an internal CA)."`
+	CAFile             string   `toml:"ca_file" doc:"PEM file of extra certificate authorities to trust (an internal CA)." path:"file"`
 	InsecureSkipVerify bool     `toml:"insecure_skip_verify" doc:"Turn TLS certificate checks off. Test sites only." default:"false"`
 	UserMatchField     string   `toml:"user_match_field" doc:"Moodle user field that CMIS student and staff ids are matched against: idnumber, username or email. For idnumber the site must show it ($CFG->showuseridentity must include idnumber)." default:"idnumber" oneof:"idnumber username email"`
 }
@@ -124,10 +125,10 @@ type EmailConfig struct {
 	TLS          string   `toml:"tls" doc:"SMTP transport security: starttls, tls or none." default:"starttls" oneof:"starttls tls none"`
 	Username     string   `toml:"username" doc:"SMTP user name, if the server needs a login."`
 	Password     string   `toml:"password" doc:"SMTP password. Secret." secret:"true"`
-	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error."`
+	PasswordFile string   `toml:"password_file" doc:"File holding the SMTP password (first line; a UTF-8 byte order mark and CRLF line ends are fine). An empty file is an error." path:"file"`
 	From         string   `toml:"from" doc:"Sender address of reports: one address, name@host or \"Name <name@host>\"." default:"cmissync@localhost"`
 	To           []string `toml:"to" doc:"Recipients of reports (support staff), each name@host or \"Name <name@host>\". Environment: comma-separated."`
-	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports"`
+	ReportDir    string   `toml:"report_dir" doc:"Directory where a report is kept as an .eml file when it cannot be sent (or no SMTP server is set)." default:"reports" path:"file"`
 	MaxRows      int      `toml:"max_rows" doc:"Failures (or refused rows) shown as examples in the body of a report; identical ones are collapsed with a count, and the full list is attached as CSV whenever one is not shown. Range: 1 to 1000." default:"20" min:"1" max:"1000"`
 	When         string   `toml:"when" doc:"When a step emails its report: failures (the step failed, was stopped by a safety rail, or had failed items or refused rows), notices (also deletions held back, notices such as a course retired or a group recreated, and members waiting for enrolment for the first time), changes (also whenever the load changed something in Moodle) or always (every step)." default:"notices" oneof:"failures notices changes always"`
 }
@@ -186,7 +187,11 @@ type configKey struct {
 	// OneOf lists the allowed values (space-separated); Min and Max bound
 	// a number or duration. The doc tag says the same in words.
 	OneOf, Min, Max string
-	field           reflect.Value
+	// Path is "file" for a key that names a file or directory, "sqlite"
+	// for a DSN that is a file path when its driver is sqlite: set in the
+	// config file, a relative path is taken from the file's directory.
+	Path  string
+	field reflect.Value
 }
 
 // EnvName is the environment variable of the key.
@@ -211,7 +216,7 @@ func keys(c *Config) []configKey {
 			out = append(out, configKey{
 				Section: sec.Tag.Get("toml"), Key: f.Tag.Get("toml"), Doc: f.Tag.Get("doc"),
 				Default: f.Tag.Get("default"), Secret: f.Tag.Get("secret") == "true",
-				OneOf: f.Tag.Get("oneof"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), field: sv.Field(j),
+				OneOf: f.Tag.Get("oneof"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), Path: f.Tag.Get("path"), field: sv.Field(j),
 			})
 		}
 	}
@@ -232,9 +237,13 @@ func defaultConfig() *Config {
 }
 
 // loadConfig reads the file (when path is non-empty), then the environment,
-// then secrets from their files, and validates the result.
+// then secrets from their files, and validates the result. Relative paths
+// written in the file are taken from the file's directory, so that a
+// command run from anywhere finds the same files; paths from the
+// environment and the defaults stay relative to the working directory.
 func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*Config, error) {
 	c := defaultConfig()
+	var fromFile map[string]bool // path keys the file sets
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
 			if explicit || !errors.Is(err, os.ErrNotExist) {
@@ -252,6 +261,12 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 				}
 				return nil, configErrorf("config file %s: unknown keys %s (see `cmissync help config`)", path, strings.Join(names, ", "))
 			}
+			fromFile = map[string]bool{}
+			for _, k := range keys(c) {
+				if k.Path != "" && md.IsDefined(k.Section, k.Key) {
+					fromFile[k.Section+"."+k.Key] = true
+				}
+			}
 		}
 	}
 	for _, k := range keys(c) {
@@ -259,8 +274,10 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 			if err := setField(k.field, v); err != nil {
 				return nil, configErrorf("%s: %v", k.EnvName(), err)
 			}
+			delete(fromFile, k.Section+"."+k.Key)
 		}
 	}
+	c.resolvePaths(filepath.Dir(path), fromFile)
 	for _, s := range []struct {
 		name string
 		file string
@@ -284,6 +301,40 @@ func loadConfig(path string, explicit bool, env func(string) (string, bool)) (*C
 		return nil, err
 	}
 	return c, nil
+}
+
+// resolvePaths makes the relative paths of the keys in fromFile absolute
+// against dir, the config file's directory. A DSN is a path only for the
+// sqlite driver, and not when it is a URI (file:...) or ":memory:".
+func (c *Config) resolvePaths(dir string, fromFile map[string]bool) {
+	sqlite := map[string]bool{
+		"staging.dsn": strings.EqualFold(strings.TrimSpace(c.Staging.Engine), "sqlite"),
+		"source.dsn":  strings.EqualFold(strings.TrimSpace(c.Source.Type), "sql") && strings.EqualFold(strings.TrimSpace(c.Source.Driver), "sqlite"),
+	}
+	for _, k := range keys(c) {
+		name := k.Section + "." + k.Key
+		v := k.field.String()
+		switch {
+		case !fromFile[name] || v == "" || filepath.IsAbs(v):
+		case k.Path == "sqlite" && (!sqlite[name] || strings.HasPrefix(v, "file:") || strings.HasPrefix(v, ":memory:")):
+		default:
+			k.field.SetString(filepath.Join(dir, v))
+		}
+	}
+}
+
+// requireStagingFile refuses a SQLite staging file that does not exist:
+// opening it would create an empty database (in whatever directory the
+// command was run from), which every command but migrate would then refuse
+// as not migrated.
+func (c *Config) requireStagingFile() error {
+	if c.Staging.Engine != "sqlite" {
+		return nil
+	}
+	if _, err := os.Stat(c.Staging.DSN); errors.Is(err, os.ErrNotExist) {
+		return configErrorf("the staging database %s does not exist: run `cmissync migrate` to create it, or check staging.dsn and --config (a relative path in the config file is taken from the file's directory)", c.Staging.DSN)
+	}
+	return nil
 }
 
 // errEmptySecretFile is a secret file with nothing on its first line.
@@ -652,6 +703,9 @@ func splitList(s string) []string {
 	return out
 }
 
+// pathsNote says where relative paths are taken from.
+const pathsNote = "Relative paths written in the config file (the *_file keys, source.queries_dir, source.csv_dir, moodle.ca_file, email.report_dir, and staging.dsn and source.dsn when they are SQLite files) are taken from the config file's directory; in the environment, from the working directory."
+
 // configHelp renders the documentation of every key.
 func configHelp() string {
 	var b strings.Builder
@@ -669,6 +723,7 @@ func configHelp() string {
 		fmt.Fprintf(&b, "  %-22s %s (default %s)\n      %s\n", k.Key, k.EnvName(), def, k.Doc)
 	}
 	b.WriteString("\nSecrets (staging.dsn, source.dsn, moodle.token, email.password) may also be read from the file named by the matching *_file key.\n")
+	b.WriteString(pathsNote + "\n")
 	return b.String()
 }
 
@@ -678,7 +733,11 @@ func exampleConfig() string {
 	var b strings.Builder
 	b.WriteString("# cmissync configuration: every key, at its default.\n")
 	b.WriteString("# Each key can also be set by the environment variable CMISSYNC_<SECTION>_<KEY>.\n")
-	b.WriteString("# Keep secrets out of this file: use the environment or the *_file keys.\n\n")
+	b.WriteString("# Keep secrets out of this file: use the environment or the *_file keys.\n")
+	for _, line := range wrap(pathsNote, 76) {
+		fmt.Fprintf(&b, "# %s\n", line)
+	}
+	b.WriteString("\n")
 	sec := ""
 	for _, k := range keys(defaultConfig()) {
 		if k.Section != sec {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -262,5 +263,89 @@ func TestSecretFiles(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestRelativePathsResolveAgainstTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cmissync.toml")
+	body := `[staging]
+dsn = "state/staging.db"
+[source]
+type = "sql"
+driver = "sqlite"
+dsn = "cmis.db"
+queries_dir = "queries"
+csv_dir = "/abs/csv"
+[moodle]
+token_file = "token"
+ca_file = "../ca.pem"
+[email]
+report_dir = "reports"
+`
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(cfgPath, true, envOf(map[string]string{"CMISSYNC_EMAIL_REPORT_DIR": "env-reports"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ got, want string }{
+		"staging.dsn":        {c.Staging.DSN, filepath.Join(dir, "state/staging.db")},
+		"source.dsn":         {c.Source.DSN, filepath.Join(dir, "cmis.db")},
+		"source.queries_dir": {c.Source.QueriesDir, filepath.Join(dir, "queries")},
+		"source.csv_dir":     {c.Source.CSVDir, "/abs/csv"},
+		"moodle.token_file":  {c.Moodle.TokenFile, filepath.Join(dir, "token")},
+		"moodle.token":       {c.Moodle.Token, "tok"}, // read from the resolved file
+		"moodle.ca_file":     {c.Moodle.CAFile, filepath.Join(filepath.Dir(dir), "ca.pem")},
+		// The environment is the working directory's.
+		"email.report_dir": {c.Email.ReportDir, "env-reports"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %q, want %q", name, tc.got, tc.want)
+		}
+	}
+
+	// A DSN is a path only for SQLite.
+	mysqlCfg := writeFile(t, "m.toml", "[staging]\nengine = \"mysql\"\ndsn = \"u:p@tcp(db:3306)/s\"\n[source]\ndriver = \"oracle\"\ndsn = \"user=x\"\n")
+	c, err = loadConfig(mysqlCfg, true, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Staging.DSN != "u:p@tcp(db:3306)/s" || c.Source.DSN != "user=x" {
+		t.Errorf("non-file DSNs changed: %q, %q", c.Staging.DSN, c.Source.DSN)
+	}
+	// Defaults, not written in the file, stay as they are.
+	c, err = loadConfig(writeFile(t, "empty.toml", "[site]\nname = \"x\"\n"), true, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Staging.DSN != "cmissync.db" || c.Email.ReportDir != "reports" {
+		t.Errorf("defaults changed: %q, %q", c.Staging.DSN, c.Email.ReportDir)
+	}
+}
+
+func TestStatusNeverCreatesAStagingFile(t *testing.T) {
+	cfg := writeFile(t, "c.toml", "[staging]\ndsn = \"never-made.db\"\n")
+	code, _, errs := run(t, nil, "status", "--config", cfg)
+	if code != exitUsage || !strings.Contains(errs, "cmissync migrate") {
+		t.Fatalf("status on a missing staging file: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "never-made.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("status created the staging file next to the config: %v", err)
+	}
+	if _, err := os.Stat("never-made.db"); !errors.Is(err, os.ErrNotExist) {
+		os.Remove("never-made.db")
+		t.Fatalf("status created the staging file in the working directory")
+	}
+	// migrate creates it, where the config file says.
+	if code, out, errs := run(t, nil, "migrate", "--config", cfg); code != 0 {
+		t.Fatalf("migrate: %d %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "never-made.db")); err != nil {
+		t.Fatalf("migrate did not create the staging file next to the config: %v", err)
 	}
 }

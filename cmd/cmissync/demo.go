@@ -99,6 +99,12 @@ func (a *app) demo(ctx context.Context, dir string) error {
 	cfg := defaultConfig()
 	cfg.Site.Name = "demo"
 	cfg.Staging.DSN = filepath.Join(dir, "staging.db")
+	// Each demo's Moodle is a new simulated site: staging from an earlier
+	// demo in the same directory belongs to one that is gone, and a run
+	// would rightly refuse it (the site binding).
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(cfg.Staging.DSN + suffix)
+	}
 	cfg.Source.Driver = "sqlite"
 	cfg.Source.DSN = cmisPath
 	cfg.Moodle.URL = url
@@ -165,7 +171,8 @@ func (a *app) demo(ctx context.Context, dir string) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nTry next, on the demo's staging database:\n")
-	for _, c := range []string{"status", "audit", "plan"} {
+	course := seed.courseIDs[data.Courses[0].ShortName]
+	for _, c := range []string{"status", "audit", "plan --offline", fmt.Sprintf("explain --offline --course %d", course), "map list"} {
 		fmt.Fprintf(out, "  go run ./cmd/cmissync %s --config %s\n", c, cfgPath)
 	}
 	return nil

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -31,15 +33,17 @@ It is the same plan "run --dry-run" prints and "load" executes. Sends nothing
 to Moodle. Run "cmissync stage" first to refresh the flags.
 
 With --offline Moodle is not read: the plan is built from staging alone, so
-changes made in Moodle by hand and enrolments are not seen.`,
+changes made in Moodle by hand and enrolments are not seen. Otherwise Moodle
+is checked first, as a run checks it: a wrong address, token, service, or
+another site than staging is bound to stops the plan (exit 2).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), courses)
-			if err != nil {
-				return err
+		RunE: a.withPipeline(&courses, func(ctx context.Context, p *pipeline) error {
+			if !offline {
+				if err := p.preflight(ctx); err != nil {
+					return err
+				}
 			}
-			defer p.close()
-			pl, err := p.makePlan(c.Context(), offline)
+			pl, err := p.makePlan(ctx, offline)
 			if err != nil {
 				return err
 			}
@@ -50,7 +54,7 @@ changes made in Moodle by hand and enrolments are not seen.`,
 			}
 			pl.WriteText(a.stdout)
 			return nil
-		},
+		}),
 	}
 	courseFlag(c, &courses)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON, every item included")
@@ -59,75 +63,52 @@ changes made in Moodle by hand and enrolments are not seen.`,
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	var runs int
+	var (
+		runs   int
+		asJSON bool
+		maxAge time.Duration
+	)
 	c := &cobra.Command{
 		Use:   "status",
-		Short: "Show recent runs, the lock holder and pending items",
-		Long: `Shows the steps of the most recent runs with their outcome and counts, who
-holds the run lock (if anyone), how many staged items are still flagged, and
-the REST errors of the last run.`,
+		Short: "Show recent runs, the lock holder and pending items; exit non-zero when the last run failed",
+		Long: `Shows the outcome of the last run, the steps of the most recent runs with
+their counts, who holds the run lock (if anyone), the Moodle site staging is
+bound to, the last extract and its refused rows, how many staged items are
+still flagged, and the REST errors of the last run. --json prints the same
+for scripts.
+
+For monitoring, the exit status says how the last run ended (a run still
+going is not judged: the one before it is):
+  0    it succeeded (or no run is recorded, without --max-age)
+  10   it failed (a step failed, was interrupted, or the process died)
+  11   it was stopped by a safety rail and waits for an operator's approval
+  12   it finished, but some items failed
+  13   no run started within --max-age (is cron still running cmissync?)
+13 wins over the others; errors of status itself exit 1 or 2 as usual.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), nil)
+		RunE: a.withPipeline(nil, func(ctx context.Context, p *pipeline) error {
+			st, err := p.readStatus(ctx, runs, maxAge)
 			if err != nil {
 				return err
 			}
-			defer p.close()
-			ctx := c.Context()
-			w := a.stdout
-			lock, err := p.st.CurrentLock(ctx)
-			if err != nil {
-				return err
-			}
-			if lock == nil {
-				fmt.Fprintln(w, "Lock: free")
-			} else {
-				fmt.Fprintf(w, "Lock: held by %s since %s (heartbeat %s)\n", lock.Holder, lock.AcquiredAt.Format(time.RFC3339), lock.Heartbeat.Format(time.RFC3339))
-			}
-			steps, err := p.st.RecentSteps(ctx, runs)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(w, "\nRecent runs:")
-			if len(steps) == 0 {
-				fmt.Fprintln(w, "  none yet")
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  run\tstep\tstarted\tseconds\toutcome\tcounts\tmessage")
-			for _, s := range steps {
-				secs := "-"
-				if s.Finished != nil {
-					secs = fmt.Sprintf("%.1f", s.Finished.Sub(s.Started).Seconds())
-				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.RunID, s.Step, s.Started.Local().Format("2006-01-02 15:04:05"), secs, s.Outcome, countsText(s.Counts), oneLine(s.Message, 80))
-			}
-			tw.Flush()
-			pending, err := p.st.Pending(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(w, "\nPending in staging (flags not yet cleared by load):")
-			for _, t := range []string{store.TableGroupings, store.TableGroups, store.TableMembers} {
-				fmt.Fprintf(w, "  %-20s toadd %-8d todelete %-8d parked %d\n", t, pending[t+".toadd"], pending[t+".todelete"], pending[t+".parked"])
-			}
-			if len(steps) > 0 {
-				errs, err := p.st.RestErrors(ctx, steps[0].RunID)
-				if err != nil {
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "\nREST errors in run %s: %d\n", steps[0].RunID, len(errs))
-				for i, e := range errs {
-					if i == 20 {
-						fmt.Fprintf(w, "  … and %d more (SELECT * FROM rest_error_logs WHERE run_id = '%s')\n", len(errs)-20, steps[0].RunID)
-						break
-					}
-					fmt.Fprintf(w, "  course %d %s %s: %s (%s)\n", e.CourseID, e.Object, e.Function, e.Message, e.ErrorCode)
-				}
+			} else {
+				st.writeText(a.stdout)
+			}
+			if st.ExitCode != exitOK {
+				return &statusError{code: st.ExitCode, verdict: st.Verdict}
 			}
 			return nil
-		},
+		}),
 	}
 	c.Flags().IntVar(&runs, "runs", 5, "number of recent runs to show")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	c.Flags().DurationVar(&maxAge, "max-age", 0, "exit 13 when the last run started longer ago than this (e.g. 26h for a nightly run); 0: off")
 	return a.withHelp(c)
 }
 
@@ -159,23 +140,24 @@ database has not had yet (recorded in schema_migrations). Safe to run at any
 time; every other command refuses to run on an out-of-date schema.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(c.Context(), cfg.Staging.Engine, cfg.Staging.DSN)
+			st, err := store.Open(ctx, cfg.Staging.Engine, cfg.Staging.DSN)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			applied, err := st.Migrate(c.Context())
+			applied, err := st.Migrate(ctx)
 			for _, m := range applied {
 				fmt.Fprintf(a.stdout, "applied %s\n", m.Name)
 			}
 			if err != nil {
 				return err
 			}
-			v, _ := st.SchemaVersion(c.Context())
+			v, _ := st.SchemaVersion(ctx)
 			fmt.Fprintf(a.stdout, "staging schema (%s) is at version %d\n", cfg.Staging.Engine, v)
 			return nil
 		},
@@ -187,32 +169,36 @@ func (a *app) retryCommand() *cobra.Command {
 	var courses []int64
 	c := &cobra.Command{
 		Use:   "retry",
-		Short: "Unpark items that failed repeatedly, so the next load tries them again",
+		Short: "Unpark items that failed repeatedly, and try members waiting for enrolment, at the next load",
 		Long: `Items Moodle refused load.park_after runs in a row (and groups parked by
 load.on_deleted = forget) are skipped by load and listed in every report.
 Once the cause is fixed, retry makes them eligible again; the next
-"cmissync load" (or run) sends them.`,
+"cmissync load" (or run) sends them. Members waiting for enrolment are tried
+every run in their first week of waiting, then weekly; retry makes the next
+load try them (e.g. once they have been enrolled by hand).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), courses)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			items, err := p.st.Parked(c.Context(), p.filter)
+		RunE: a.withPipeline(&courses, func(ctx context.Context, p *pipeline) error {
+			items, err := p.st.Parked(ctx, p.filter)
 			if err != nil {
 				return err
 			}
 			for _, it := range items {
 				fmt.Fprintf(a.stdout, "course %d %s %s %s: %s\n", it.CourseID, it.Table, it.IDNumber, it.CMISID, oneLine(it.LastError, 100))
 			}
-			n, err := p.st.Unpark(c.Context(), p.filter)
+			n, err := p.st.Unpark(ctx, p.filter)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "%d items unparked; the next load tries them again\n", n)
+			w, err := p.st.RetryWaiting(ctx, p.filter)
+			if err != nil {
+				return err
+			}
+			if w > 0 {
+				fmt.Fprintf(a.stdout, "%d members waiting for enrolment are tried at the next load\n", w)
+			}
 			return nil
-		},
+		}),
 	}
 	courseFlag(c, &courses)
 	return a.withHelp(c)
@@ -220,59 +206,80 @@ Once the cause is fixed, retry makes them eligible again; the next
 
 func (a *app) auditCommand() *cobra.Command {
 	var (
-		course int64
-		runID  string
-		last   bool
+		q    store.AuditQuery
+		last bool
 	)
 	c := &cobra.Command{
 		Use:   "audit",
-		Short: "Show what cmissync did in Moodle (the audit trail), e.g. to one course last night",
+		Short: "Show what cmissync did in Moodle (the audit trail), e.g. to one course or one person",
 		Long: `Lists the changes cmissync applied to Moodle, oldest first, from the
 cmissync_audit table: groupings and groups created, adopted, renamed,
-recreated and deleted, members added, found and removed.`,
+recreated, deleted and forgotten, members added, found and removed.
+
+Narrow it by course (--course), run (--run, --last), person (--user: a CMIS
+student or staff id, or a Moodle user id), group or grouping (--moodle-id:
+the Moodle id a report or Moodle's own pages show; --idnumber), or keep the
+newest entries (--limit).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			p, err := a.pipeline(c.Context(), nil)
-			if err != nil {
-				return err
-			}
-			defer p.close()
+		RunE: a.withPipeline(nil, func(ctx context.Context, p *pipeline) error {
 			if last {
-				steps, err := p.st.RecentSteps(c.Context(), 50)
+				steps, err := p.st.RecentSteps(ctx, 50)
 				if err != nil {
 					return err
 				}
 				for _, s := range steps {
 					if s.Step == "load" {
-						runID = s.RunID
+						q.RunID = s.RunID
 						break
 					}
 				}
-				if runID == "" {
+				if q.RunID == "" {
 					fmt.Fprintln(a.stdout, "no load has run yet")
 					return nil
 				}
 			}
-			entries, err := p.st.Audit(c.Context(), course, runID)
+			q.User = strings.TrimSpace(q.User)
+			entries, err := p.st.FindAudit(ctx, q)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "run\tcourse\tobject\tidnumber\tname\taction\tmoodle id\tuser\tdetail")
-			for _, e := range entries {
-				user := ""
-				if e.UserID != 0 || e.CMISID != "" {
-					user = fmt.Sprintf("%s (%d)", e.CMISID, e.UserID)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.RunID, e.CourseID, e.Object, e.IDNumber, e.Name, e.Action, e.MoodleID, user, e.Detail)
-			}
-			tw.Flush()
+			writeAudit(a.stdout, entries)
 			fmt.Fprintf(a.stdout, "%d changes\n", len(entries))
 			return nil
-		},
+		}),
 	}
-	c.Flags().Int64Var(&course, "course", 0, "only this Moodle course id")
-	c.Flags().StringVar(&runID, "run", "", "only this run id (see cmissync status)")
+	courseFlag(c, &q.Courses)
+	c.Flags().StringVar(&q.RunID, "run", "", "only this run id (see cmissync status)")
 	c.Flags().BoolVar(&last, "last", false, "only the most recent run's load")
+	c.Flags().StringVar(&q.User, "user", "", "only this person: a CMIS student or staff id, or a Moodle user id")
+	c.Flags().Int64Var(&q.MoodleID, "moodle-id", 0, "only this Moodle group or grouping id")
+	c.Flags().StringVar(&q.IDNumber, "idnumber", "", "only this group or grouping idnumber (cmis:MODULE or cmis:MODULE:GROUP)")
+	c.Flags().IntVar(&q.Limit, "limit", 0, "only the newest N entries; 0: all")
 	return a.withHelp(c)
+}
+
+// writeAudit prints audit entries as a table.
+func writeAudit(w io.Writer, entries []store.AuditRecord) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "time\trun\tcourse\tobject\tidnumber\tname\taction\tmoodle id\tuser\tdetail")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", localTime(e.Created), e.RunID, e.CourseID, e.Object, e.IDNumber, e.Name, e.Action, e.MoodleID, auditUser(e.AuditEntry), oneLine(e.Detail, 100))
+	}
+	tw.Flush()
+}
+
+// auditUser names the person of a membership entry.
+func auditUser(e store.AuditEntry) string {
+	if e.UserID == 0 && e.CMISID == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s (%d)", e.CMISID, e.UserID)
+}
+
+// localTime renders a time for people, in the local zone, to the second.
+func localTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
 }

@@ -118,12 +118,15 @@ func exitCode(err error, started bool) int {
 		ue *usageError
 		he *HeldError
 		pe *PartialError
+		se *statusError
 	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
+	case errors.As(err, &se):
+		return se.code // status: how the last run ended (10 to 13)
 	case errors.As(err, &he):
 		return exitHeld
 	case errors.Is(err, store.ErrLocked):

@@ -19,7 +19,6 @@ import (
 	"github.com/cmissync/cmissync/load"
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/load/report"
-	sqlfiles "github.com/cmissync/cmissync/sql"
 	"github.com/cmissync/cmissync/stage"
 	"github.com/cmissync/cmissync/stage/store"
 )
@@ -54,6 +53,8 @@ type pipeline struct {
 	shown  atomic.Pointer[progress]
 	hooked bool
 	steps  []stepRecord
+	// site is the Moodle preflight and the site binding (site.go).
+	site siteState
 }
 
 // loadConfig reads the configuration named by --config.
@@ -83,6 +84,9 @@ func (a *app) pipeline(ctx context.Context, courses []int64) (*pipeline, error) 
 }
 
 func (a *app) pipelineFor(ctx context.Context, cfg *Config, courses []int64) (*pipeline, error) {
+	if err := cfg.requireStagingFile(); err != nil {
+		return nil, err
+	}
 	runID := newRunID()
 	log := newLogger(cfg, a.stderr).WithField("run_id", runID)
 	st, err := store.Open(ctx, cfg.Staging.Engine, cfg.Staging.DSN)
@@ -200,6 +204,9 @@ func (p *pipeline) runSteps(ctx context.Context, dryRun bool) error {
 	p.log.WithField("dry_run", dryRun).Info("run started")
 
 	var partial []error
+	if err := p.step(ctx, "check", p.preflightStep); err != nil {
+		return err
+	}
 	extractErr := p.step(ctx, "extract", p.extract)
 	if extractErr != nil && !isPartial(extractErr) {
 		// Bad or missing data must never reach stage: it would delete.
@@ -413,19 +420,7 @@ func (p *pipeline) extract(ctx context.Context) (stepResult, error) {
 	if err := p.cfg.requireSource(); err != nil {
 		return stepResult{}, err
 	}
-	var (
-		src extract.Source
-		err error
-	)
-	if p.cfg.Source.Type == "csv" {
-		src, err = extract.OpenCSV(p.cfg.Source.CSVDir, nil)
-	} else {
-		var queries fs.FS = sqlfiles.Queries()
-		if p.cfg.Source.QueriesDir != "" {
-			queries = overlayFS{primary: os.DirFS(p.cfg.Source.QueriesDir), fallback: queries}
-		}
-		src, err = extract.OpenSQL(ctx, p.cfg.Source.Driver, p.cfg.Source.DSN, queries, extract.WithCharset(p.cfg.Source.Charset))
-	}
+	src, err := p.openSource(ctx)
 	if err != nil {
 		return stepResult{advice: extractAdvice(err)}, fmt.Errorf("open source: %w", scrubErr(err, p.cfg))
 	}
@@ -574,6 +569,9 @@ func (p *pipeline) load(ctx context.Context) (stepResult, error) {
 	advice := []string{
 		"Fix the cause named for each item (in Moodle, or in the staged rows), then rerun: cmissync load",
 		"See what is still pending with: cmissync status, and what the next load would do with: cmissync plan",
+	}
+	if err := p.checkSite(ctx); err != nil {
+		return stepResult{advice: siteAdvice(err)}, err
 	}
 	mc, err := p.moodleClient()
 	if err != nil {

@@ -92,3 +92,15 @@ func (s *Store) SetFrozen(ctx context.Context, courseID int64, reason string, au
 		return insertAudit(ctx, tx, audit)
 	})
 }
+
+// RetryWaiting makes the members waiting for enrolment in the filter's
+// courses due for a try at the next load, as on their first days of
+// waiting (their waiting_since is kept). It returns how many there are.
+func (s *Store) RetryWaiting(ctx context.Context, f Filter) (int64, error) {
+	where, args := f.clause("courseid")
+	res, err := s.db.ExecContext(ctx, `UPDATE cmis_groupmembers SET waiting_runs = 0 WHERE waiting_since IS NOT NULL`+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("retry the members waiting for enrolment: %w", err)
+	}
+	return res.RowsAffected()
+}
