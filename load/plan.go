@@ -495,11 +495,11 @@ func (b *builder) existing(cp *CoursePlan, o *object, names *nameSet) {
 				name = fmt.Sprintf("%s%s %d", moodleName(live.name), b.opts.ArchiveSuffix, i)
 			}
 			names.use(name)
-			it := cp.item(objectItem(ActArchive, o, deleteWhy(o.deleteReason)+": archived (load.on_group_removed = archive): kept with its id and members, renamed, out of cmissync's grouping, no longer managed"))
+			it := cp.item(objectItem(ActArchive, o, DeleteReasonText(o.deleteReason)+": archived (load.on_group_removed = archive): kept with its id and members, renamed, out of cmissync's grouping, no longer managed"))
 			it.From, it.Name, it.evidence = moodleName(live.name), name, o.deleteReason
 			return
 		}
-		it := cp.item(objectItem(ActDelete, o, deleteWhy(o.deleteReason)))
+		it := cp.item(objectItem(ActDelete, o, DeleteReasonText(o.deleteReason)))
 		it.evidence = o.deleteReason
 		if o.kind == kindGroup {
 			it.weightGroups = 1
@@ -555,7 +555,9 @@ const reasonGivenBack = "the group is given back: cmissync removes the members i
 // reasonSameName records a name Moodle already has; it is not news.
 const reasonSameName = "Moodle already has the wanted name"
 
-func deleteWhy(reason string) string {
+// DeleteReasonText says in words why stage flagged a row for deletion (a
+// store.Reason* value).
+func DeleteReasonText(reason string) string {
 	switch reason {
 	case store.ReasonRMV:
 		return "its mapping is set to RMV"
@@ -678,7 +680,7 @@ func (b *builder) member(cp *CoursePlan, o *object, m *store.MemberRow, current,
 			cp.item(memberItem(ActForget, o, m, "the same user stays in the group in another role"))
 			return
 		}
-		reason, evidence := deleteWhy(m.DeleteReason), m.DeleteReason
+		reason, evidence := DeleteReasonText(m.DeleteReason), m.DeleteReason
 		if givenBack {
 			reason, evidence = reasonGivenBack, o.deleteReason
 		}

@@ -506,7 +506,7 @@ func stagedObject(idnumber, name, moodleName string, moodleID int64, module, gro
 		}
 	}
 	if toDelete {
-		o.Flags = append(o.Flags, "to delete ("+deleteReasonText(deleteReason)+")")
+		o.Flags = append(o.Flags, "to delete ("+load.DeleteReasonText(deleteReason)+")")
 	}
 	if toRename {
 		o.Flags = append(o.Flags, "to rename")
@@ -533,7 +533,7 @@ func stagedMember(idnumber string, m store.StagedMember) explainMember {
 		em.Flags = append(em.Flags, "found in the group (not cmissync's: never removed by it)")
 	}
 	if m.ToDelete {
-		em.Flags = append(em.Flags, "to remove ("+deleteReasonText(m.DeleteReason)+")")
+		em.Flags = append(em.Flags, "to remove ("+load.DeleteReasonText(m.DeleteReason)+")")
 	}
 	if m.RemovedInMoodle {
 		em.Flags = append(em.Flags, "removed in Moodle by hand, left out")
@@ -547,20 +547,6 @@ func stagedMember(idnumber string, m store.StagedMember) explainMember {
 		em.Flags = append(em.Flags, "parked")
 	}
 	return em
-}
-
-func deleteReasonText(reason string) string {
-	switch reason {
-	case store.ReasonCMIS:
-		return "no longer in the CMIS extract"
-	case store.ReasonRMV:
-		return "its mapping is set to RMV"
-	case store.ReasonUnmapped:
-		return "its mapping row was removed"
-	case store.ReasonBadMapping:
-		return "its mapping row is not understood"
-	}
-	return reason
 }
 
 // explainMoodle builds the load's own plan for the course, reading Moodle
