@@ -167,7 +167,7 @@ func TestReadmeAndHelpDocumentEveryKey(t *testing.T) {
 			t.Errorf("%s has no doc tag", name)
 		}
 	}
-	for _, cmd := range []string{"run", "extract", "stage", "load", "plan", "status", "migrate", "demo", "moodle-sim", "config"} {
+	for _, cmd := range []string{"run", "extract", "stage", "load", "plan", "status", "migrate", "demo", "moodle-sim", "config", "apply"} {
 		if !bytes.Contains(readme, []byte("| `"+cmd)) {
 			t.Errorf("README's command table lacks %s", cmd)
 		}

@@ -3,21 +3,23 @@ package enrolsync
 import (
 	"bytes"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-// seedSample is the sample of the Enrol Sync documentation (the project's
-// seed 003), as printed there: its header names the columns in another
-// order than its lines use.
-const seedSample = `cmd;uid;cid;rolename;hidden;gcmd;g1;g2;g3
-add;john.doe;student;COURSE1;0;gadd;All Students;G1;;
-add;bill.smith;student;COURSE1;0;gadd;All Students;G2;;
-add;tom.bridges;student;COURSE1;0;gadd;All Students;G1;;
-add;tom.sludges;editingteacher;COURSE1;0;gadd;;G1;G2;
-shift;tim.sloane;teacher;COURSE1;0;;;;;
-`
+// seedSample reads the sample of the Enrol Sync documentation (the
+// project's seed 003), as printed there: its header names the columns in
+// another order than its lines use.
+func seedSample(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/seed_sample.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 func mustParse(t *testing.T, text string) *File {
 	t.Helper()
@@ -33,7 +35,7 @@ func mustParse(t *testing.T, text string) *File {
 // and the course in rolename; apply then fails them with a reason, and
 // the same lines under a header in their order read as meant.
 func TestSeedSampleReadsAsItsHeaderSays(t *testing.T) {
-	f := mustParse(t, seedSample)
+	f := mustParse(t, seedSample(t))
 	if len(f.Lines) != 5 {
 		t.Fatalf("%d lines, want 5", len(f.Lines))
 	}
@@ -42,7 +44,7 @@ func TestSeedSampleReadsAsItsHeaderSays(t *testing.T) {
 		!reflect.DeepEqual(l.Groups, []string{"All Students", "G1"}) {
 		t.Errorf("line 2 = %+v", l)
 	}
-	fixed := mustParse(t, strings.Replace(seedSample, "cmd;uid;cid;rolename", "cmd;uid;rolename;cid", 1))
+	fixed := mustParse(t, strings.Replace(seedSample(t), "cmd;uid;cid;rolename", "cmd;uid;rolename;cid", 1))
 	want := []struct {
 		cmd, user, role, course, gcmd string
 		groups                        []string
