@@ -430,6 +430,7 @@ func TestApplyBadLinesGoToTheTrybackFileAndRerun(t *testing.T) {
 			if errs, err := s.st.RestErrors(context.Background(), steps[0].RunID); err != nil || len(errs) != 6 || errs[0].Step != "apply" {
 				t.Errorf("rest_error_logs: %+v, %v", errs, err)
 			}
+			wantOut(t, s.run(0, "status"), steps[0].RunID+"  apply", "partial", "lines_failed=6", "REST errors in run "+steps[0].RunID+": 6")
 
 			// Fix the causes that live in Moodle and in the configuration.
 			s.sim.AddCourse(moodlesim.Course{ShortName: "NOPE", FullName: "Now there", IDNumber: "N-1"})
