@@ -75,24 +75,23 @@ func (cs *applyCourse) userGroups(user int64) []*applyGroup {
 	return out
 }
 
-// readCourses reads, for the courses of a wave not read yet, the
-// enrolments with roles, and where lines need them the groups with their
-// members; which groups cmissync owns comes from staging.
+// readCourses reads what the lines of a wave need of their courses and
+// was not read for an earlier wave: the enrolments with roles, and for
+// lines with groups or that unenrol, the groups with their members. Which
+// groups cmissync owns comes from staging.
 func (a *applier) readCourses(ctx context.Context, wave []*lineRun) error {
-	need := map[*applyCourse]bool{}
+	needGroups := map[*applyCourse]bool{}
 	var list []*applyCourse
 	for _, r := range wave {
 		cs := r.course
-		if cs.read {
+		groups := (r.l.GroupCmd != "" || r.l.Cmd == enrolsync.Del) && !cs.groupsRead
+		if cs.err != nil || cs.read && !groups {
 			continue
 		}
-		if _, ok := need[cs]; !ok {
+		if _, ok := needGroups[cs]; !ok {
 			list = append(list, cs)
-			need[cs] = false
 		}
-		if r.l.GroupCmd != "" || r.l.Cmd == enrolsync.Del {
-			need[cs] = true
-		}
+		needGroups[cs] = needGroups[cs] || groups
 	}
 	if len(list) == 0 {
 		return nil
@@ -103,14 +102,18 @@ func (a *applier) readCourses(ctx context.Context, wave []*lineRun) error {
 		}
 	}
 	return forEach(ctx, a.opts.Concurrency, list, func(ctx context.Context, cs *applyCourse) error {
-		cs.read = true
-		roles, err := a.readRoles(ctx, cs.id)
-		if err == nil && need[cs] {
+		var err error
+		if !cs.read {
+			var roles map[int64]map[int64]string
+			if roles, err = a.readRoles(ctx, cs.id); err == nil {
+				cs.roles, cs.read = roles, true
+			}
+		}
+		if err == nil && needGroups[cs] {
 			err = a.readGroups(ctx, cs)
 		}
 		switch {
 		case err == nil:
-			cs.roles = roles
 			return nil
 		case moodle.IsFatal(err) || ctx.Err() != nil:
 			return err
@@ -339,6 +342,7 @@ func (a *applier) plan(r *lineRun) []*applyOp {
 				return nil
 			}
 			for _, g := range cs.userGroups(r.user) {
+				note("unenrolling also takes the user out of group " + g.label())
 				if g.owned {
 					if !a.opts.Force {
 						a.failLine(r.out, codeOwned, fmt.Sprintf("unenrolling removes the user from group %s, which is owned by the CMIS sync; change CMIS instead (or rerun with --force)", g.label()), "", nil)

@@ -184,6 +184,9 @@ func (p *pipeline) apply(ctx context.Context, path, tryback string, opts load.Ap
 			}
 			out.notices = append(out.notices, res.Warnings...)
 			for _, o := range res.Lines {
+				if o.Failed && len(o.Done) == 0 {
+					continue // nothing of the line happened
+				}
 				for _, w := range o.Warnings {
 					out.notices = append(out.notices, o.Line.Where(f.Name)+": "+w)
 				}

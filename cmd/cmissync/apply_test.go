@@ -727,3 +727,35 @@ func TestApplyRolesSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyLaterLinesSeeEarlierOnes: lines about the same person in the
+// same course run in the file's order, each seeing what the one before did,
+// on a dry run (which plays the earlier lines forward) as in a real run; a
+// course's groups are read when the first line that needs them comes.
+func TestApplyLaterLinesSeeEarlierOnes(t *testing.T) {
+	s := newApplySite(t, store.EngineSQLite, "")
+	path := s.file("order.csv", "cmd;rolename;cid;uid;gcmd;g1\n"+
+		"add;student;COURSE2;100001;;\n"+
+		"add;teacher;COURSE2;100002;;\n"+
+		"add;teacher;COURSE2;100001;gaddcreate;Seminar\n"+
+		"del;student;COURSE2;100001;;\n"+
+		"del;student;COURSE2;100002;gadd;Seminar\n")
+	want := []string{
+		"line 2: add student 100001 in COURSE2: %s enrol as student (role 5)",
+		"line 3: add teacher 100002 in COURSE2: %s enrol as teacher (role 4)",
+		`line 4: add teacher 100001 in COURSE2, gaddcreate "Seminar": %s create group "Seminar`,
+		"line 5: del student 100001 in COURSE2: %s remove role student (role 5)",
+		`line 6: del student 100002 in COURSE2, gadd "Seminar": %s add to group "Seminar`,
+	}
+	for _, dry := range []bool{true, false} {
+		args, verb := []string{"apply", path}, "done:"
+		if dry {
+			args, verb = append(args, "--dry-run"), "would"
+		}
+		out := s.run(0, args...)
+		for _, w := range want {
+			wantOut(t, out, fmt.Sprintf(w, verb))
+		}
+	}
+	s.wantView("course 2", s.c2, "bill.smith roles=[teacher] groups=[Seminar]", "john.doe roles=[teacher] groups=[Seminar]")
+}
