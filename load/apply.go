@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,10 +85,7 @@ func (o *ApplyOptions) defaults() error {
 	if !slices.Contains(UserFields, o.UserField) {
 		return fmt.Errorf("user field %q: want one of %s", o.UserField, strings.Join(UserFields, ", "))
 	}
-	roles := map[string]int64{}
-	for k, v := range StockRoles {
-		roles[k] = v
-	}
+	roles := maps.Clone(StockRoles)
 	for k, v := range o.Roles {
 		if v <= 0 {
 			return fmt.Errorf("role %q: id %d is not a Moodle role id", k, v)

@@ -118,9 +118,8 @@ func (a *applier) pass(ops []*applyOp) []*applyOp {
 		return nil
 	}
 	items := make([]*Item, len(ops))
-	byItem := make(map[*Item]*applyOp, len(ops))
 	for i, op := range ops {
-		items[i], byItem[op.it] = op.it, op
+		items[i] = op.it
 	}
 	passed := map[*Item]bool{}
 	for _, it := range a.gate.pass(items) {
@@ -186,16 +185,21 @@ func (a *applier) simulate(op *applyOp) {
 	}
 }
 
+// auditActions are the object and action of each kind of operation in the
+// audit trail. They are not the load's: a member apply adds is one added by
+// hand, which the load's ownership from the audit (action "add") must not
+// take for its own.
+var auditActions = map[opKind][2]string{
+	opCreate: {"group", "apply-create"}, opEnrol: {"enrolment", "apply-enrol"}, opAdd: {"member", "apply-add"},
+	opRemove: {"member", "apply-remove"}, opUnassign: {"role", "apply-unassign"}, opUnenrol: {"enrolment", "apply-unenrol"},
+}
+
 // audit is the audit row of a done operation: FILE:LINE and what was done.
 func (a *applier) audit(op *applyOp) store.AuditEntry {
 	r := op.run
 	e := store.AuditEntry{RunID: a.opts.RunID, CourseID: r.course.id, UserID: r.user, CMISID: r.l.User,
 		Detail: r.l.Where(a.file.Name) + ": " + op.desc()}
-	actions := map[opKind][2]string{
-		opCreate: {"group", "apply-create"}, opEnrol: {"enrolment", "apply-enrol"}, opAdd: {"member", "apply-add"},
-		opRemove: {"member", "apply-remove"}, opUnassign: {"role", "apply-unassign"}, opUnenrol: {"enrolment", "apply-unenrol"},
-	}
-	e.Object, e.Action = actions[op.kind][0], actions[op.kind][1]
+	e.Object, e.Action = auditActions[op.kind][0], auditActions[op.kind][1]
 	switch {
 	case op.group != nil:
 		e.Name, e.IDNumber, e.MoodleID = op.group.name, op.group.idnumber, op.group.id
@@ -246,8 +250,6 @@ func (a *applier) send(ctx context.Context, ops []*applyOp, vars int, function s
 		func(op *applyOp, err error) error { a.failed(op, function, err); return nil })
 	return sent, err
 }
-
-// --- groups ---------------------------------------------------------------
 
 // createGroups creates the groups lines name with gaddcreate or
 // greplacecreate, as hand-made groups (no idnumber). The names were
@@ -325,7 +327,7 @@ func (a *applier) clearCaches(ctx context.Context, b []*applyOp) error {
 	return nil
 }
 
-// members is a (group, user) pair of each operation.
+// pairsOfOps is the (group, user) pair of each operation.
 func pairsOfOps(ops []*applyOp) []moodle.Pair {
 	out := make([]moodle.Pair, len(ops))
 	for i, op := range ops {
@@ -414,8 +416,6 @@ func (a *applier) verifyMembers(ctx context.Context, sent []*applyOp, function s
 	}
 	return a.finish(ctx, done)
 }
-
-// --- enrolments and roles -------------------------------------------------
 
 // enrol enrols users with the manual enrolment method in the role (an
 // active enrolment); reading back, the user must hold the role.
