@@ -423,6 +423,11 @@ func TestApplyBadLinesGoToTheTrybackFileAndRerun(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantOut(t, string(body), "apply", "unknownverb", "unknownrole", "wsusercannotassign", "fix.csv:4: add;student;NOPE;100003;;", "cmissync apply "+tryback)
+			for _, secret := range []string{testToken, password} {
+				if strings.Contains(string(body), secret) || strings.Contains(out, secret) || strings.Contains(tb, secret) {
+					t.Fatal("a secret leaked into the report, the output or the tryback file")
+				}
+			}
 			steps, err := s.st.RecentSteps(context.Background(), 1)
 			if err != nil || len(steps) != 1 || steps[0].Step != "apply" || steps[0].Outcome != store.OutcomePartial || steps[0].Counts["lines_failed"] != 6 {
 				t.Errorf("runs table: %+v, %v", steps, err)
