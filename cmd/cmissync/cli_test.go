@@ -168,7 +168,7 @@ func TestReadmeAndHelpDocumentEveryKey(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{"run", "extract", "stage", "load", "plan", "status", "migrate", "demo", "moodle-sim", "config",
-		"check", "explain", "map", "forget", "audit", "retry"} {
+		"check", "explain", "map", "forget", "audit", "retry", "apply"} {
 		if !bytes.Contains(readme, []byte("| `"+cmd)) {
 			t.Errorf("README's command table lacks %s", cmd)
 		}

@@ -72,6 +72,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.migrateCommand(),
 		a.retryCommand(),
 		a.auditCommand(),
+		a.applyCommand(),
 		a.demoCommand(),
 		a.moodleSimCommand(),
 		a.configCommand(),

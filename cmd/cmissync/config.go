@@ -37,6 +37,7 @@ type Config struct {
 	Stage   StageConfig   `toml:"stage"`
 	Load    LoadConfig    `toml:"load"`
 	Guard   GuardConfig   `toml:"guard"`
+	Apply   ApplyConfig   `toml:"apply"`
 	Email   EmailConfig   `toml:"email"`
 	Report  ReportConfig  `toml:"report"`
 	Log     LogConfig     `toml:"log"`
@@ -116,6 +117,14 @@ type GuardConfig struct {
 	MaxDeleteCount       int     `toml:"max_delete_count" doc:"Hold back every deletion of a load when together they would delete more than this many groups plus memberships (not asked for by an RMV mapping). 0: off. Range: 0 or more." default:"0" min:"0"`
 	CourseMaxDeleteShare float64 `toml:"course_max_delete_share" doc:"Hold back a course's deletions when it would lose more than this share of its memberships (courses with at least guard.course_min_items). 0: off. Range: 0 to 1." default:"0.5" min:"0" max:"1"`
 	CourseMinItems       int     `toml:"course_min_items" doc:"Smallest number of memberships a course must have for guard.course_max_delete_share to apply. Range: 0 or more." default:"50" min:"0"`
+}
+
+// ApplyConfig shapes `cmissync apply`, which carries out Enrol Sync command
+// files.
+type ApplyConfig struct {
+	CourseField string           `toml:"course_field" doc:"What the cid column of an Enrol Sync command file holds (cmissync apply): the course's id, shortname or idnumber. --course-field overrides it." default:"shortname" oneof:"id shortname idnumber"`
+	UserField   string           `toml:"user_field" doc:"What the uid column of an Enrol Sync command file holds: the user's id, username, email or idnumber (CMIS ids are idnumbers). --user-field overrides it." default:"idnumber" oneof:"id username email idnumber"`
+	Roles       map[string]int64 `toml:"roles" doc:"Role shortnames of this site that cmissync apply understands besides the stock ones (manager 1, coursecreator 2, editingteacher 3, teacher 4, student 5), with their role ids, e.g. { tutor = 4 }; a stock name listed here takes this id instead. Positive ids. Environment: comma-separated name=id pairs."`
 }
 
 // EmailConfig sends failure reports.
@@ -384,6 +393,7 @@ func (c *Config) validate() error {
 		checkSuffix(c.Load.ArchiveSuffix),
 		checkRole("load.student_role", c.Load.StudentRole),
 		checkRole("load.tutor_role", c.Load.TutorRole),
+		checkRoles(c.Apply.Roles),
 		checkSMTPHost(c.Email.SMTPHost),
 		checkTextfile(c.Metrics.Textfile),
 		checkPingURL(c.Monitor.PingURL),
@@ -588,6 +598,19 @@ func checkPingURL(raw string) error {
 	return nil
 }
 
+// checkRoles accepts role shortnames mapped to positive role ids.
+func checkRoles(roles map[string]int64) error {
+	for name, id := range roles {
+		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, ";,= \t\r\n") {
+			return fmt.Errorf("apply.roles: %q is not a role shortname", name)
+		}
+		if id <= 0 {
+			return fmt.Errorf("apply.roles: %s = %d: role ids are positive whole numbers", name, id)
+		}
+	}
+	return nil
+}
+
 // checkSMTPHost accepts a host name or an IP address: a port or a scheme
 // here would make the mailer dial the wrong thing.
 func checkSMTPHost(host string) error {
@@ -671,6 +694,18 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		f.SetBool(b)
+	case reflect.Map:
+		// name=id pairs, comma-separated.
+		m := map[string]int64{}
+		for _, p := range splitList(s) {
+			name, v, ok := strings.Cut(p, "=")
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if !ok || err != nil {
+				return fmt.Errorf("%q is not name=id", p)
+			}
+			m[strings.TrimSpace(name)] = n
+		}
+		f.Set(reflect.ValueOf(m))
 	case reflect.Slice:
 		parts := splitList(s)
 		switch f.Type().Elem().Kind() {
@@ -757,6 +792,8 @@ func tomlValue(k configKey) string {
 	switch k.field.Kind() {
 	case reflect.Slice:
 		return "[]"
+	case reflect.Map:
+		return "{}"
 	case reflect.Int, reflect.Bool, reflect.Float64:
 		return k.Default
 	}

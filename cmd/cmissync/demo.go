@@ -320,7 +320,8 @@ var writeFunctions = map[string]bool{
 	moodle.FnCreateGroupings: true, moodle.FnCreateGroups: true, moodle.FnAssignGrouping: true,
 	moodle.FnAddMembers: true, moodle.FnDeleteMembers: true, moodle.FnDeleteGroups: true,
 	moodle.FnDeleteGroupings: true, moodle.FnUpdateGroups: true, moodle.FnUnassignGrouping: true,
-	moodle.FnManualEnrolUsers: true, moodle.FnManualUnenrolUsers: true, moodle.FnUpdateGroupings: true,
+	moodle.FnManualEnrolUsers: true, moodle.FnManualUnenrolUsers: true, moodle.FnUnassignRoles: true,
+	moodle.FnUpdateGroupings: true,
 }
 
 func writeCalls(calls map[string]int) int {

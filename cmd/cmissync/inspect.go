@@ -78,7 +78,7 @@ still flagged, and the REST errors of the last run. --json prints the same
 for scripts.
 
 For monitoring, the exit status says how the last run ended (a run still
-going is not judged: the one before it is):
+going is not judged, nor a cmissync apply: the one before it is):
   0    it succeeded (or no run is recorded, without --max-age)
   10   it failed (a step failed, was interrupted, or the process died)
   11   it was stopped by a safety rail and waits for an operator's approval
@@ -228,13 +228,14 @@ newest entries (--limit).`,
 					return err
 				}
 				for _, s := range steps {
-					if s.Step == "load" {
+					// The steps that write to Moodle.
+					if s.Step == "load" || s.Step == "apply" {
 						q.RunID = s.RunID
 						break
 					}
 				}
 				if q.RunID == "" {
-					fmt.Fprintln(a.stdout, "no load has run yet")
+					fmt.Fprintln(a.stdout, "no load or apply has run yet")
 					return nil
 				}
 			}
@@ -250,7 +251,7 @@ newest entries (--limit).`,
 	}
 	courseFlag(c, &q.Courses)
 	c.Flags().StringVar(&q.RunID, "run", "", "only this run id (see cmissync status)")
-	c.Flags().BoolVar(&last, "last", false, "only the most recent run's load")
+	c.Flags().BoolVar(&last, "last", false, "only the most recent load or apply")
 	c.Flags().StringVar(&q.User, "user", "", "only this person: a CMIS student or staff id, or a Moodle user id")
 	c.Flags().Int64Var(&q.MoodleID, "moodle-id", 0, "only this Moodle group or grouping id")
 	c.Flags().StringVar(&q.IDNumber, "idnumber", "", "only this group or grouping idnumber (cmis:MODULE or cmis:MODULE:GROUP)")
@@ -263,7 +264,7 @@ func writeAudit(w io.Writer, entries []store.AuditRecord) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "time\trun\tcourse\tobject\tidnumber\tname\taction\tmoodle id\tuser\tdetail")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", localTime(e.Created), e.RunID, e.CourseID, e.Object, e.IDNumber, e.Name, e.Action, e.MoodleID, auditUser(e.AuditEntry), oneLine(e.Detail, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", localTime(e.Created), e.RunID, e.CourseID, e.Object, e.IDNumber, e.Name, e.Action, e.MoodleID, auditUser(e.AuditEntry), oneLine(e.Detail, 400))
 	}
 	tw.Flush()
 }

@@ -148,7 +148,9 @@ func (p *pipeline) readStatus(ctx context.Context, runs int, maxAge time.Duratio
 		run.Outcome = runOutcome(run, lock)
 	}
 	for i := range r.Runs {
-		if r.Runs[i].Outcome != runRunning {
+		// An apply is an operator's one-off correction, judged by its own
+		// exit code and report: monitoring follows the sync.
+		if r.Runs[i].Outcome != runRunning && !applyOnly(r.Runs[i]) {
 			r.LastRun = &r.Runs[i]
 			break
 		}
@@ -188,6 +190,16 @@ func (p *pipeline) readStatus(ctx context.Context, runs int, maxAge time.Duratio
 		}
 	}
 	return r, nil
+}
+
+// applyOnly reports a run that was a cmissync apply.
+func applyOnly(run statusRun) bool {
+	for _, s := range run.Steps {
+		if s.Step != "apply" {
+			return false
+		}
+	}
+	return len(run.Steps) > 0
 }
 
 // runOutcome is the worst outcome of a run's steps: failed, held, partial,

@@ -353,16 +353,11 @@ func (c *Client) CoursesByID(ctx context.Context, ids []int64) ([]Course, error)
 		for _, id := range ids[start:end] {
 			parts = append(parts, strconv.FormatInt(id, 10))
 		}
-		f := &Form{}
-		f.Add("field", "ids")
-		f.Add("value", strings.Join(parts, ","))
-		var ans struct {
-			Courses []Course `json:"courses"`
-		}
-		if err := c.Call(ctx, FnCoursesByField, f, &ans); err != nil {
+		courses, err := c.CoursesByField(ctx, "ids", strings.Join(parts, ","))
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, ans.Courses...)
+		out = append(out, courses...)
 	}
 	return out, nil
 }

@@ -38,7 +38,8 @@
 // core_group_delete_group_members, core_group_get_group_members,
 // core_enrol_get_enrolled_users, core_user_get_users_by_field,
 // core_course_get_courses_by_field, enrol_manual_enrol_users,
-// enrol_manual_unenrol_users and core_webservice_get_site_info. A few
+// enrol_manual_unenrol_users, core_role_unassign_roles and
+// core_webservice_get_site_info. A few
 // functions a real site has and the simulator does not implement
 // (core_course_update_courses, core_user_create_users) are never in the
 // token's service and answer accessexception, as a function left out of a
@@ -132,6 +133,21 @@
 //     manually as a student, so that the web services can unenrol such a
 //     user as they could a teacher's manual enrolment; EnrolUser enrols by
 //     any method, with any stock roles, suspended or not.
+//   - Role unassignment, from Moodle's code (core_role_external::unassign_roles
+//     in enrol/externallib.php of 4.5; the reference is silent and it is not
+//     recorded on a real site): core_role_unassign_roles runs as one
+//     transaction and answers null. Each entry names its context by
+//     contextlevel and instanceid; only "course" contexts are modelled (a
+//     contextid, or another level, is answered as a context that does not
+//     exist: invalidparameter "Context does not exist", as for a course that
+//     does not exist). A course the web-service user may not access answers
+//     requireloginerror (validate_context outside any try), a role it may not
+//     assign (any but 1, 3, 4, 5) invalidparameter. The user's assignment of
+//     the role in the course goes, and nothing else: the enrolment and the
+//     group memberships stay, also when no role is left. A user who does not
+//     hold the role, or does not exist, changes nothing. Moodle removes only
+//     assignments without a component, as manual enrolment makes them; the
+//     simulator's roles carry no component, so every role can be removed.
 //   - create_groupings without an idnumber creates the grouping and then answers
 //     invalidresponse (Moodle's return description requires idnumber but the
 //     function never sets it). Always send an idnumber.

@@ -350,6 +350,7 @@ var functionList = []*wsFunc{
 		)))),
 		run: unenrolUsers,
 	},
+	unassignRolesFunc,
 	{
 		name: "core_webservice_get_site_info", component: "moodle",
 		params: single(key("serviceshortnames", defMulti(val(paramAlnumExt)))),

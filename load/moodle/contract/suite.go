@@ -61,6 +61,7 @@ func Cases() []Case {
 		{"UnenrolNotEnrolled", tb(unenrolNotEnrolled)},
 		{"UnenrolIgnoresRoleID", tb(unenrolRoleID)},
 		{"UnenrolIsOneTransaction", unenrolTransaction},
+		{"UnassignRoleKeepsEnrolment", tb(unassignRoleKeepsEnrolment)},
 		{"MaxInputVars", maxInputVars},
 	}
 }
