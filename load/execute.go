@@ -170,7 +170,7 @@ func (l *loader) repairs(ctx context.Context, items []*Item) error {
 			l.count(&l.res.CoursesRetired, 1)
 			l.notice(Notice{CourseID: it.CourseID, Message: fmt.Sprintf("course %d no longer exists in Moodle: its mappings were set to RMV and its staged groups forgotten; it comes back if its mappings are set to ADD again", it.CourseID)})
 		case ActRecord:
-			err = l.st.RecordCreated(ctx, o.kind.table(), []store.Created{{RowID: o.row, MoodleID: o.live.id, Name: moodleName(o.live.name)}},
+			err = l.st.RecordCreated(ctx, o.kind.table(), []store.Created{{RowID: o.row, MoodleID: o.live.id, Name: moodleName(o.live.name), Adopted: o.adopted}},
 				[]store.AuditEntry{l.audit(it, "found", it.Reason)})
 			o.moodleID = o.live.id
 			l.count(&l.res.Found, 1)

@@ -295,6 +295,9 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		p.ownedMembers += cs.ownedMembers
 	}
+	if err := recallAdoptions(ctx, st, p); err != nil {
+		return p, err
+	}
 	// Members to add need their Moodle user.
 	if !opts.Offline {
 		if err := b.resolveUsers(ctx, st, mc, usersByField); err != nil {
@@ -619,6 +622,37 @@ func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.
 	}
 	sortInt64(need)
 	return r.enrolments(ctx, need)
+}
+
+// recallAdoptions: an object found in Moodle with cmissync's idnumber that
+// staging does not record (an earlier run stopped before recording it, or
+// the course was forgotten) is one cmissync adopted if the audit trail
+// says so: it stays adopted, to be given back, never deleted.
+func recallAdoptions(ctx context.Context, st *store.Store, p *Plan) error {
+	for _, cp := range p.Courses {
+		var found [2][]int64
+		for _, it := range cp.Items {
+			if it.Action == ActRecord && it.obj != nil && it.obj.toAdd && it.obj.live != nil && !it.obj.adopted {
+				found[it.obj.kind] = append(found[it.obj.kind], it.obj.live.id)
+			}
+		}
+		for k, ids := range found {
+			if len(ids) == 0 {
+				continue
+			}
+			adopted, err := st.AdoptedByAudit(ctx, cp.CourseID, kind(k).String(), ids)
+			if err != nil {
+				return err
+			}
+			for _, it := range cp.Items {
+				if it.Action == ActRecord && it.obj != nil && it.obj.kind == kind(k) && it.obj.live != nil && adopted[it.obj.live.id] {
+					it.obj.adopted = true
+					it.Reason += "; cmissync adopted it from a teacher (audit trail): it is given back, never deleted"
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // withEnrolmentCourses adds to the staged courses, as empty ones, the

@@ -775,6 +775,20 @@ var scenarios = map[string]func(w *world){
 		}
 		w.sync("its end date moved into the future: thawed and caught up", stage.Options{}, opts)
 	},
+	"adopted_group_survives_forget": func(w *world) {
+		w.cmis("COMP1001", "SEM01", "s1", "s2")
+		w.mapping("A", "COMP1001", "ADD", "ADD")
+		w.cmis("X", "X", "s9") // makes user s9
+		w.dropGroup("X", "X")
+		w.handGroup("A", "COMP1001 SEM01", "s9")
+		w.sync("a teacher's group has the wanted name and is adopted", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+		if _, err := w.st.ForgetCourse(context.Background(), int64(w.courses["A"]), store.AuditEntry{RunID: "forget", CourseID: int64(w.courses["A"]), Object: "course", Action: "forget"}); err != nil {
+			w.t.Fatal(err)
+		}
+		w.sync("the course forgotten in staging: everything found again by idnumber, the group still known as adopted from the audit trail", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+		w.dropGroup("COMP1001", "SEM01")
+		w.sync("CMIS drops it: given back to the teacher, never deleted", stage.Options{}, load.Options{OnNameClash: load.ClashAdopt})
+	},
 	"adopted_group_given_back": func(w *world) {
 		w.cmis("COMP1001", "SEM01", "s1", "s2")
 		w.cmis("COMP1001", "SEM02", "s3")
