@@ -183,3 +183,18 @@ func TestReadmeAndHelpDocumentEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDemo runs the README's first command: the whole pipeline on embedded
+// defaults, twice, the second run changing nothing.
+func TestDemo(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	code, out, errs := run(t, nil, "demo")
+	if code != exitOK {
+		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, want := range []string{"== First run", "== Second run", "Nothing changed: Moodle was already in step with CMIS."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

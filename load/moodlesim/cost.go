@@ -93,6 +93,8 @@ type Work struct {
 	// answered an error.
 	Items         int
 	Time, Refused time.Duration
+	// RefusedCalls counts the calls that answered an error.
+	RefusedCalls int
 }
 
 // charge is what a call costs under the model.
@@ -124,6 +126,7 @@ func (w *work) add(function string, items int, d time.Duration, refused bool) {
 	x.Time += d
 	if refused {
 		x.Refused += d
+		x.RefusedCalls++
 	}
 	w.byFn[function] = x
 }
