@@ -36,7 +36,7 @@ func (a *app) demoCommand() *cobra.Command {
      what was created in Moodle;
   4. runs again and shows that nothing changes.
 
-Failure reports are written as .eml files whose paths are printed. Every file
+Reports are written as .eml files whose paths are printed. Every file
 is kept in --dir (default: a new temporary directory).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -315,7 +315,7 @@ func printDemoMoodle(w io.Writer, s moodlesim.State, seed demoSeed) {
 
 func printDemoReports(w io.Writer, paths []string) {
 	for _, p := range paths {
-		fmt.Fprintf(w, "Failure report (email kept as a file): %s\n", p)
+		fmt.Fprintf(w, "Report (email kept as a file): %s\n", p)
 	}
 }
 
