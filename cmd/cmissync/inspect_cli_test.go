@@ -52,7 +52,7 @@ func recordRun(t *testing.T, st *store.Store, runID string, outcomes ...string) 
 		if o == store.OutcomeRunning {
 			continue
 		}
-		if err := st.FinishStep(id, o, map[string]int64{"n": int64(i)}, "message of "+o); err != nil {
+		if err := st.FinishStep(context.Background(), id, o, map[string]int64{"n": int64(i)}, "message of "+o); err != nil {
 			t.Fatal(err)
 		}
 	}

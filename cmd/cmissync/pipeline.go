@@ -318,7 +318,7 @@ func (p *pipeline) step(ctx context.Context, name string, fn func(context.Contex
 		outcome, message = store.OutcomePartial, fmt.Sprintf("%d failed items", res.items())
 	}
 	message = report.Scrub(message, p.cfg.secrets()...)
-	if ferr := p.st.FinishStep(id, outcome, res.counts, message); ferr != nil {
+	if ferr := p.st.FinishStep(ctx, id, outcome, res.counts, message); ferr != nil {
 		log.WithError(ferr).Error("could not record the end of the step")
 	}
 	took := time.Since(started)

@@ -148,7 +148,7 @@ func (s *Store) BeginExtract(ctx context.Context, runID string) (*Generation, er
 		return nil, err
 	}
 	g := &Generation{s: s, runID: runID, counts: map[DumpTable]int64{}, method: "prepared " + methodInsert}
-	if s.engine == EngineMySQL {
+	if s.d.bulk {
 		g.loadData, g.method = s.localInfile(ctx)
 	}
 	return g, nil
@@ -161,18 +161,16 @@ func (g *Generation) WriteMethod() string { return g.method }
 
 // clearShadows empties the shadow tables. MySQL truncates them: after a
 // swapping Commit a shadow holds the whole previous dump, which TRUNCATE
-// frees at once where DELETE would log every row.
+// frees at once where DELETE would log every row (the dialect's emptyTable).
 func (s *Store) clearShadows(ctx context.Context) error {
-	for _, t := range DumpTables {
-		q := "DELETE FROM " + t.shadow()
-		if s.engine == EngineMySQL {
-			q = "TRUNCATE TABLE " + t.shadow()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range DumpTables {
+			if _, err := tx.ExecContext(ctx, s.d.emptyTable(t.shadow())); err != nil {
+				return fmt.Errorf("clear %s: %w", t.shadow(), err)
+			}
 		}
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("clear %s: %w", t.shadow(), err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Insert adds rows (values in Columns order) to the table's shadow, in one
@@ -214,7 +212,7 @@ func (g *Generation) Insert(ctx context.Context, t DumpTable, rows [][]string) (
 		}
 	}
 	if !g.loadData {
-		added, err = g.s.insertRows(ctx, t, rows)
+		added, err = g.s.insertDumpRows(ctx, t, rows)
 	}
 	if err != nil {
 		return 0, err
@@ -223,9 +221,9 @@ func (g *Generation) Insert(ctx context.Context, t DumpTable, rows [][]string) (
 	return added, nil
 }
 
-// insertRows writes rows with multi-row INSERTs that skip existing keys, in
-// one transaction, reusing one prepared statement for the full chunks.
-func (s *Store) insertRows(ctx context.Context, t DumpTable, rows [][]string) (int64, error) {
+// insertDumpRows writes rows with multi-row INSERTs that skip existing keys,
+// in one transaction, reusing one prepared statement for the full chunks.
+func (s *Store) insertDumpRows(ctx context.Context, t DumpTable, rows [][]string) (int64, error) {
 	cols := t.Columns()
 	var added int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -250,13 +248,13 @@ func (s *Store) insertRows(ctx context.Context, t DumpTable, rows [][]string) (i
 			)
 			if len(chunk) == insertBatch {
 				if full == nil {
-					if full, err = tx.PrepareContext(ctx, s.insertIgnoreSQL(t.shadow(), cols, insertBatch)); err != nil {
+					if full, err = tx.PrepareContext(ctx, insertSQL(t.shadow(), cols, insertBatch, s.d.skipDuplicates(cols[0]))); err != nil {
 						return fmt.Errorf("insert into %s: %w", t.shadow(), err)
 					}
 				}
 				res, err = full.ExecContext(ctx, args...)
 			} else {
-				res, err = tx.ExecContext(ctx, s.insertIgnoreSQL(t.shadow(), cols, len(chunk)), args...)
+				res, err = tx.ExecContext(ctx, insertSQL(t.shadow(), cols, len(chunk), s.d.skipDuplicates(cols[0])), args...)
 			}
 			if err != nil {
 				return fmt.Errorf("insert into %s: %w", t.shadow(), err)
@@ -273,27 +271,6 @@ func (s *Store) insertRows(ctx context.Context, t DumpTable, rows [][]string) (i
 		return 0, err
 	}
 	return added, nil
-}
-
-// insertIgnoreSQL builds a multi-row INSERT that skips rows whose key exists.
-func (s *Store) insertIgnoreSQL(table string, cols []string, nrows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	for i := 0; i < nrows; i++ {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
-	}
-	if s.engine == EngineMySQL {
-		// A no-op update (rather than INSERT IGNORE) keeps real errors, such
-		// as over-long values, as errors.
-		b.WriteString(" ON DUPLICATE KEY UPDATE " + cols[0] + " = " + cols[0])
-	} else {
-		b.WriteString(" ON CONFLICT DO NOTHING")
-	}
-	return b.String()
 }
 
 // Reject records refused rows in cmis_error_data_dump, tagged with the run.
@@ -359,7 +336,7 @@ func (g *Generation) Commit(ctx context.Context) error {
 		return errors.New("extract generation already finished")
 	}
 	var err error
-	if g.s.engine == EngineMySQL {
+	if g.s.d.bulk {
 		err = g.s.swapDumps(ctx, g.runID, g.beforeSwitch)
 	} else {
 		err = g.s.copyDumps(ctx, g.runID, g.beforeSwitch)

@@ -27,7 +27,6 @@ import (
 const (
 	errNotAllowedCommand       = 1148 // MariaDB, MySQL 5.7: "The used command is not allowed with this ... version"
 	errClientLocalFileDisabled = 3948 // MySQL 8: "Loading local data is disabled"
-	errDuplicateEntry          = 1062
 )
 
 // localInfile reports whether the MySQL server accepts LOAD DATA LOCAL
@@ -46,8 +45,8 @@ func (s *Store) localInfile(ctx context.Context) (bool, string) {
 // refusedLoadData reports whether err is the server refusing LOAD DATA
 // LOCAL INFILE as such (rather than failing on the data).
 func refusedLoadData(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == errNotAllowedCommand || me.Number == errClientLocalFileDisabled)
+	n := mysqlErrno(err)
+	return n == errNotAllowedCommand || n == errClientLocalFileDisabled
 }
 
 // readerSeq makes reader handler names unique: handlers are registered
@@ -240,7 +239,7 @@ func (s *Store) swapDumps(ctx context.Context, runID string, beforeSwitch func()
 		}
 	}
 	pending := pendingDumpRun(runID)
-	if err := setMeta(ctx, s.db, pending, runID); err != nil {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return setMeta(ctx, tx, pending, runID) }); err != nil {
 		return fmt.Errorf("replace the dumps: %w", err)
 	}
 	if beforeSwitch != nil {

@@ -33,7 +33,7 @@ func extractInto(t *testing.T, st *store.Store, runID string, rows map[store.Dum
 	if err := g.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.FinishStep(id, store.OutcomeOK, nil, ""); err != nil {
+	if err := st.FinishStep(ctx, id, store.OutcomeOK, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // The load step reads its work from the flags with these queries and
@@ -240,15 +239,17 @@ func (s *Store) RecordFailure(ctx context.Context, table string, rowID int64, me
 		return false, fmt.Errorf("record failure: unknown table %q", table)
 	}
 	park := parkAfter > 0
-	_, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET attempts = attempts + 1, last_error = ?,
-  parked = CASE WHEN ? AND attempts + 1 >= ? THEN 1 ELSE parked END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-		truncate(message, 1000), park, parkAfter, rowID)
-	if err != nil {
-		return false, fmt.Errorf("record failure of %s %d: %w", table, rowID, err)
-	}
 	var parked bool
-	err = s.db.QueryRowContext(ctx, `SELECT parked FROM `+table+` WHERE id = ?`, rowID).Scan(&parked)
-	return parked, wrap(err, "read parked flag")
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE `+table+` SET attempts = attempts + 1, last_error = ?,
+  parked = CASE WHEN ? AND attempts + 1 >= ? THEN 1 ELSE parked END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+			truncate(message, 1000), park, parkAfter, rowID)
+		if err != nil {
+			return fmt.Errorf("record failure of %s %d: %w", table, rowID, err)
+		}
+		return wrap(tx.QueryRowContext(ctx, `SELECT parked FROM `+table+` WHERE id = ?`, rowID).Scan(&parked), "read parked flag")
+	})
+	return parked, err
 }
 
 // Park parks an item at once with a reason (e.g. the drift policy "forget").
@@ -277,7 +278,7 @@ func (s *Store) Parked(ctx context.Context, f Filter) ([]ParkedItem, error) {
 	where, args := f.clause("courseid")
 	q := `SELECT 'cmis_groupings', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groupings WHERE parked = 1` + where + `
 UNION ALL SELECT 'cmis_groups_course', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groups_course WHERE parked = 1` + where + `
-UNION ALL SELECT 'cmis_groupmembers', id, courseid, ` + s.concat("'cmis:'", "modulecode", "':'", "groupcode") + `, role, cmisid, attempts, last_error FROM cmis_groupmembers WHERE parked = 1` + where + `
+UNION ALL SELECT 'cmis_groupmembers', id, courseid, ` + s.d.concat("'cmis:'", "modulecode", "':'", "groupcode") + `, role, cmisid, attempts, last_error FROM cmis_groupmembers WHERE parked = 1` + where + `
 ORDER BY 3, 1, 2`
 	return all(ctx, s.db, q, append(append(append([]any{}, args...), args...), args...), func(r *sql.Rows) (ParkedItem, error) {
 		var p ParkedItem
@@ -321,13 +322,6 @@ func (s *Store) RetireCourse(ctx context.Context, courseID int64, audit []AuditE
 		}
 		return insertAudit(ctx, tx, audit)
 	})
-}
-
-func (s *Store) concat(parts ...string) string {
-	if s.engine == EngineMySQL {
-		return "CONCAT(" + strings.Join(parts, ", ") + ")"
-	}
-	return strings.Join(parts, " || ")
 }
 
 // Pending counts staged rows still flagged, per table and flag, for status

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
-	"modernc.org/sqlite"
 )
 
 // ErrLocked is returned by AcquireLock when another run holds the lock.
@@ -29,9 +26,12 @@ type LockInfo struct {
 type Lock struct {
 	s      *Store
 	holder string
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	// ctx is the acquiring context without its cancellation: the heartbeat
+	// and Release must work after the run was cancelled.
+	ctx  context.Context
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
 	// lost is closed when a heartbeat finds the lock held by someone else
 	// (another run took it over, taking this one for dead).
 	lost chan struct{}
@@ -51,7 +51,7 @@ func (s *Store) AcquireLock(ctx context.Context, holder string, stale time.Durat
 	if err := s.takeLock(ctx, holder, stale, abandoned); err != nil {
 		return nil, err
 	}
-	l := &Lock{s: s, holder: holder, stop: make(chan struct{}), lost: make(chan struct{})}
+	l := &Lock{s: s, holder: holder, ctx: context.WithoutCancel(ctx), stop: make(chan struct{}), lost: make(chan struct{})}
 	beat := stale / 4
 	if beat <= 0 {
 		beat = time.Second
@@ -83,9 +83,9 @@ func (s *Store) takeLock(ctx context.Context, holder string, stale time.Duration
 		switch {
 		case err == nil || errors.Is(err, ErrLocked):
 			return err
-		case errors.Is(err, errLockMoved) || s.isDeadlock(err):
+		case errors.Is(err, errLockMoved) || s.d.isDeadlock(err):
 			last = err
-		case s.isContention(err):
+		case s.d.isContention(err):
 			return fmt.Errorf("%w: another run was taking it at the same moment: %w", ErrLocked, err)
 		default:
 			return fmt.Errorf("acquire run lock: %w", err)
@@ -105,7 +105,7 @@ func (s *Store) tryLock(ctx context.Context, holder string, stale time.Duration,
 	now := time.Now().UTC()
 	won, err := s.claimLock(ctx, `INSERT INTO cmissync_lock (name, holder, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?)`,
 		lockName, holder, now, now)
-	if won || (err != nil && !s.isDuplicate(err)) {
+	if won || (err != nil && !s.d.isDuplicate(err)) {
 		return err
 	}
 	// A heartbeat older than the limit: its holder died without releasing.
@@ -158,7 +158,7 @@ func (l *Lock) heartbeat(every time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(l.ctx, every)
 			res, err := l.s.db.ExecContext(ctx, `UPDATE cmissync_lock SET heartbeat_at = ? WHERE name = ? AND holder = ?`,
 				time.Now().UTC(), lockName, l.holder)
 			cancel()
@@ -176,7 +176,7 @@ func (l *Lock) heartbeat(every time.Duration) {
 // stillHeld reads whether this holder still has the lock: an UPDATE of a
 // heartbeat within the same second may report no row changed on MySQL.
 func (l *Lock) stillHeld() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
 	var holder string
 	err := l.s.db.QueryRowContext(ctx, `SELECT holder FROM cmissync_lock WHERE name = ?`, lockName).Scan(&holder)
@@ -194,7 +194,7 @@ func (l *Lock) Release() error {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 		defer cancel()
 		_, err = l.s.db.ExecContext(ctx, `DELETE FROM cmissync_lock WHERE name = ? AND holder = ?`, lockName, l.holder)
 	})
@@ -213,43 +213,6 @@ func (s *Store) CurrentLock(ctx context.Context) (*LockInfo, error) {
 		return nil, err
 	}
 	return &info, nil
-}
-
-func (s *Store) isDuplicate(err error) bool {
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number == 1062 // ER_DUP_ENTRY
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
-		return se.Code() == 1555 || se.Code() == 2067
-	}
-	return false
-}
-
-// isDeadlock reports a statement the database rolled back to break a
-// deadlock (MySQL ER_LOCK_DEADLOCK).
-func (s *Store) isDeadlock(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1213
-}
-
-// isContention reports an error that only says another transaction held
-// what the statement needed: a deadlock, a lock wait timeout (MySQL
-// ER_LOCK_WAIT_TIMEOUT), or SQLite busy or locked.
-func (s *Store) isContention(err error) bool {
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number == 1213 || me.Number == 1205
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
-		primary := se.Code() & 0xff
-		return primary == 5 || primary == 6
-	}
-	return false
 }
 
 // Step outcomes recorded in cmissync_runs.
@@ -284,10 +247,10 @@ func (s *Store) StartStep(ctx context.Context, runID, step string) (int64, error
 	return res.LastInsertId()
 }
 
-// FinishStep records how a step ended. It works after the run's context was
-// cancelled, so that an interrupted run is still recorded.
-func (s *Store) FinishStep(id int64, outcome string, counts map[string]int64, message string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// FinishStep records how a step ended. It works after ctx was cancelled,
+// within a timeout of its own, so that an interrupted run is still recorded.
+func (s *Store) FinishStep(ctx context.Context, id int64, outcome string, counts map[string]int64, message string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if counts == nil {
 		counts = map[string]int64{}

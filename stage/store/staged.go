@@ -37,18 +37,29 @@ func (s *Store) UpsertMapping(ctx context.Context, m Mapping) error {
 			return fmt.Errorf("mapping %d/%s: action %q is not ADD or RMV", m.CourseID, m.ModuleCode, v)
 		}
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE mapped_modules SET group_import = ?, mapping_action = ?, updated_at = CURRENT_TIMESTAMP WHERE moodle_id = ? AND modulecode = ?`,
-		m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
-	if err != nil {
-		return fmt.Errorf("update mapping: %w", err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO mapped_modules (moodle_id, modulecode, group_import, mapping_action)
+	// One transaction: a reader never sees the mapping half written (the
+	// unique key on course and module keeps a second writer from inserting
+	// it twice).
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE mapped_modules SET group_import = ?, mapping_action = ?, updated_at = CURRENT_TIMESTAMP WHERE moodle_id = ? AND modulecode = ?`,
+			m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
+		if err != nil {
+			return fmt.Errorf("update mapping: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			return nil
+		}
+		// MySQL counts only changed rows: an UPDATE to the same values
+		// reports 0, and the NOT EXISTS below keeps the insert from
+		// duplicating it.
+		_, err = tx.ExecContext(ctx, `INSERT INTO mapped_modules (moodle_id, modulecode, group_import, mapping_action)
 SELECT ?, ?, ?, ? FROM (SELECT 1 AS one) x WHERE NOT EXISTS (SELECT 1 FROM mapped_modules WHERE moodle_id = ? AND modulecode = ?)`,
-		m.CourseID, m.ModuleCode, m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
-	if err != nil {
-		return fmt.Errorf("insert mapping: %w", err)
-	}
-	return nil
+			m.CourseID, m.ModuleCode, m.GroupImport, m.MappingAction, m.CourseID, m.ModuleCode)
+		if err != nil {
+			return fmt.Errorf("insert mapping: %w", err)
+		}
+		return nil
+	})
 }
 
 // Mappings lists mapped_modules, optionally for one course (courseID > 0).
@@ -81,10 +92,6 @@ func (f Filter) clause(col string) (string, []any) {
 		args[i] = c
 	}
 	return " AND " + col + " IN (" + placeholders(len(args)) + ")", args
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // GroupingRow is a grouping, desired (from CMIS) or staged.
@@ -425,21 +432,16 @@ UNION ALL SELECT id FROM cmis_groupings WHERE moodlegroupingid IS NOT NULL`+wher
 // limits.
 const rowsPerInsert = 500
 
+// insertRows writes n rows (row(i) gives the values of row i in cols order)
+// with multi-row INSERTs of at most rowsPerInsert rows.
 func insertRows(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) []any) error {
-	one := "(" + placeholders(len(cols)) + ")"
 	for start := 0; start < n; start += rowsPerInsert {
 		end := min(start+rowsPerInsert, n)
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
 		args := make([]any, 0, (end-start)*len(cols))
 		for i := start; i < end; i++ {
-			if i > start {
-				b.WriteString(", ")
-			}
-			b.WriteString(one)
 			args = append(args, row(i)...)
 		}
-		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+		if _, err := q.ExecContext(ctx, insertSQL(table, cols, end-start, ""), args...); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 	}

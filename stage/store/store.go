@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	sqlfiles "github.com/cmissync/cmissync/sql"
@@ -34,8 +33,8 @@ const (
 
 // Store is an open staging database.
 type Store struct {
-	db     *sql.DB
-	engine string
+	db *sql.DB
+	d  *dialect // chosen by Open; every engine difference is asked of it
 }
 
 // querier is what both *sql.DB and *sql.Tx offer, so the same code runs
@@ -51,43 +50,11 @@ type querier interface {
 // (user:pass@tcp(host:3306)/db). Open does not create or upgrade the schema:
 // call Migrate.
 func Open(ctx context.Context, engine, dsn string) (*Store, error) {
-	var (
-		db  *sql.DB
-		err error
-	)
-	switch engine {
-	case EngineSQLite:
-		if dsn == "" {
-			return nil, errors.New("staging: sqlite needs a file path")
-		}
-		// WAL lets the stage step read sorted streams while it writes its
-		// changes; busy_timeout makes a second writer wait instead of failing.
-		db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
-		if err == nil {
-			db.SetMaxOpenConns(4)
-		}
-	case EngineMySQL:
-		var cfg *mysql.Config
-		cfg, err = mysql.ParseDSN(dsn)
-		if err != nil {
-			// ParseDSN errors can quote the DSN, password included.
-			return nil, errors.New("staging: the mysql DSN is not valid (expected user:password@tcp(host:port)/database)")
-		}
-		cfg.ParseTime = true
-		cfg.Loc = time.UTC
-		// The collation implies the utf8mb4 connection character set.
-		cfg.Collation = "utf8mb4_unicode_ci"
-		cfg.AllowNativePasswords = true
-		conn, cerr := mysql.NewConnector(cfg)
-		err = cerr
-		if err == nil {
-			db = sql.OpenDB(conn)
-			db.SetMaxOpenConns(8)
-			db.SetConnMaxLifetime(5 * time.Minute)
-		}
-	default:
-		return nil, fmt.Errorf("staging: unknown engine %q (want %q or %q)", engine, EngineSQLite, EngineMySQL)
+	d, err := dialectOf(engine)
+	if err != nil {
+		return nil, err
 	}
+	db, err := d.connect(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("staging: open %s: %w", engine, err)
 	}
@@ -97,7 +64,7 @@ func Open(ctx context.Context, engine, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("staging: connect to %s: %w", engine, scrub(err))
 	}
-	return &Store{db: db, engine: engine}, nil
+	return &Store{db: db, d: d}, nil
 }
 
 // scrub removes nothing today: the mysql driver never puts the password in
@@ -106,7 +73,7 @@ func Open(ctx context.Context, engine, dsn string) (*Store, error) {
 func scrub(err error) error { return err }
 
 // Engine reports the engine name.
-func (s *Store) Engine() string { return s.engine }
+func (s *Store) Engine() string { return s.d.name }
 
 // DB exposes the underlying handle for tests and for tools that inspect
 // staging (status). Pipeline code uses the typed methods.
@@ -149,7 +116,7 @@ type Migration struct {
 // in schema_migrations, each in its own transaction where the engine allows
 // (MySQL commits DDL implicitly). It returns the migrations it applied.
 func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
-	files, err := sqlfiles.Migrations(s.engine)
+	files, err := sqlfiles.Migrations(s.d.name)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +171,7 @@ func (s *Store) migrateFS(ctx context.Context, files fs.FS) ([]Migration, error)
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("migrate %s/%s: %w", s.engine, m.Name, err)
+			return applied, fmt.Errorf("migrate %s/%s: %w", s.d.name, m.Name, err)
 		}
 		applied = append(applied, m)
 	}
@@ -225,7 +192,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // RequireSchema fails with a clear message when the staging schema is older
 // than this binary's migrations.
 func (s *Store) RequireSchema(ctx context.Context) error {
-	files, err := sqlfiles.Migrations(s.engine)
+	files, err := sqlfiles.Migrations(s.d.name)
 	if err != nil {
 		return err
 	}

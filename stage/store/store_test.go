@@ -119,7 +119,7 @@ func TestRunsAreRecorded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.FinishStep(id, store.OutcomeOK, map[string]int64{"rows": 3}, ""); err != nil {
+			if err := st.FinishStep(ctx, id, store.OutcomeOK, map[string]int64{"rows": 3}, ""); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -43,7 +43,7 @@ func newEnrolFixture(t testing.TB, tg *Target) *fixture {
 // unenrolOutsider unenrols the Unenrolled user from the scratch course and
 // checks that they are not enrolled there any more.
 func (f *fixture) unenrolOutsider() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), 2*time.Minute)
 	defer cancel()
 	u, course := f.tg.Unenrolled, f.tg.Course
 	if err := f.c.UnenrolUsers(ctx, []moodle.Unenrolment{{UserID: u, CourseID: course}}); err != nil {

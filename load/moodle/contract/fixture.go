@@ -152,7 +152,7 @@ func (f *fixture) byID(k kind, ids ...int64) ([]object, error) {
 // cache, and so its phantoms. It has a context of its own, so that it also
 // serves in clean-up.
 func (f *fixture) noOpUpdate(k kind, o object) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), 2*time.Minute)
 	defer cancel()
 	u := []moodle.Update{{ID: o.ID, Name: o.Name, IDNumber: moodle.Ptr(o.IDNumber), Description: moodle.Ptr(description)}}
 	if k.grouping {
@@ -264,7 +264,7 @@ func (f *fixture) coursesByFieldID(t testing.TB, id int64) []any {
 // the case's real objects included; where the listing still shows one after
 // that, a group is created and deleted for the purpose.
 func (f *fixture) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), 5*time.Minute)
 	defer cancel()
 	for _, course := range []int64{f.tg.Course, f.tg.OtherCourse} {
 		if course == 0 {

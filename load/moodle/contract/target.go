@@ -128,7 +128,7 @@ func (tg *Target) PostHost(t testing.TB, host, query, body string) Answer {
 	if query != "" {
 		u += "?" + query
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
@@ -397,7 +397,7 @@ func FromEnv(t testing.TB) *Target {
 		t.Fatalf("%s: %v", EnvCAFile, err)
 	}
 
-	ctx := context.Background()
+	ctx := t.Context()
 	c := tg.Client(t)
 	si, err := c.CheckFunctions(ctx, moodle.RequiredFunctions)
 	if err != nil {

@@ -35,7 +35,7 @@ const DefaultMySQLDSN = "root@tcp(127.0.0.1:3306)/"
 func Open(t testing.TB, engine string) *store.Store {
 	t.Helper()
 	engine, dsn := DSN(t, engine)
-	ctx := context.Background()
+	ctx := t.Context()
 	st, err := store.Open(ctx, engine, dsn)
 	if err != nil {
 		t.Fatalf("open %s staging: %v", engine, err)
@@ -76,7 +76,7 @@ func NewMySQLDatabase(t testing.TB) string {
 	cfg.DBName = ""
 	admin, err := sql.Open("mysql", cfg.FormatDSN())
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		err = admin.PingContext(ctx)
 		cancel()
 	}

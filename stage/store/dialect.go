@@ -1,0 +1,159 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+)
+
+// dialect is everything that differs between the two staging engines. Open
+// chooses one and the rest of the store asks it, so that no SQL string and
+// no error test carries an engine switch of its own. Everything else is the
+// SQL both engines accept alike.
+type dialect struct {
+	// name is the engine name (EngineSQLite or EngineMySQL), which also
+	// names the directory of its migrations under sql/.
+	name string
+	// connect opens the database named by the DSN.
+	connect func(dsn string) (*sql.DB, error)
+	// emptyTable empties a table.
+	emptyTable func(table string) string
+	// skipDuplicates ends a multi-row INSERT so that a row whose key exists
+	// is skipped while every other problem (a value too long) stays an
+	// error; firstCol is the statement's first column.
+	skipDuplicates func(firstCol string) string
+	// concat joins string expressions.
+	concat func(parts ...string) string
+	// bulk says the engine can load rows with LOAD DATA LOCAL INFILE and
+	// swap tables with one atomic RENAME TABLE (MySQL and MariaDB).
+	bulk bool
+	// isDuplicate reports a duplicate-key error; isDeadlock a statement
+	// rolled back to break a deadlock; isContention an error that only says
+	// another transaction held what the statement needed.
+	isDuplicate, isDeadlock, isContention func(error) bool
+}
+
+// dialectOf returns the dialect of an engine.
+func dialectOf(engine string) (*dialect, error) {
+	switch engine {
+	case EngineSQLite:
+		return &sqliteDialect, nil
+	case EngineMySQL:
+		return &mysqlDialect, nil
+	}
+	return nil, fmt.Errorf("staging: unknown engine %q (want %q or %q)", engine, EngineSQLite, EngineMySQL)
+}
+
+var sqliteDialect = dialect{
+	name: EngineSQLite,
+	connect: func(dsn string) (*sql.DB, error) {
+		if dsn == "" {
+			return nil, errors.New("sqlite needs a file path")
+		}
+		// WAL lets the stage step read sorted streams while it writes its
+		// changes; busy_timeout makes a second writer wait instead of
+		// failing.
+		db, err := sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		if err == nil {
+			db.SetMaxOpenConns(4)
+		}
+		return db, err
+	},
+	emptyTable:     func(table string) string { return "DELETE FROM " + table },
+	skipDuplicates: func(string) string { return " ON CONFLICT DO NOTHING" },
+	concat:         func(parts ...string) string { return strings.Join(parts, " || ") },
+	isDuplicate: func(err error) bool {
+		// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+		var se *sqlite.Error
+		return errors.As(err, &se) && (se.Code() == 1555 || se.Code() == 2067)
+	},
+	isDeadlock: func(error) bool { return false }, // one writer at a time: SQLite waits, never deadlocks
+	isContention: func(err error) bool {
+		// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+		var se *sqlite.Error
+		if !errors.As(err, &se) {
+			return false
+		}
+		primary := se.Code() & 0xff
+		return primary == 5 || primary == 6
+	},
+}
+
+// MySQL error numbers the store tells apart.
+const (
+	errDuplicateEntry = 1062 // ER_DUP_ENTRY
+	errLockWait       = 1205 // ER_LOCK_WAIT_TIMEOUT
+	errDeadlock       = 1213 // ER_LOCK_DEADLOCK
+)
+
+func mysqlErrno(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+var mysqlDialect = dialect{
+	name: EngineMySQL,
+	connect: func(dsn string) (*sql.DB, error) {
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			// ParseDSN errors can quote the DSN, password included.
+			return nil, errors.New("the mysql DSN is not valid (expected user:password@tcp(host:port)/database)")
+		}
+		cfg.ParseTime = true
+		cfg.Loc = time.UTC
+		// The collation implies the utf8mb4 connection character set.
+		cfg.Collation = "utf8mb4_unicode_ci"
+		cfg.AllowNativePasswords = true
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, err
+		}
+		db := sql.OpenDB(conn)
+		db.SetMaxOpenConns(8)
+		db.SetConnMaxLifetime(5 * time.Minute)
+		return db, nil
+	},
+	// TRUNCATE frees a table at once where DELETE would log every row.
+	emptyTable: func(table string) string { return "TRUNCATE TABLE " + table },
+	// A no-op update (rather than INSERT IGNORE) keeps real errors, such as
+	// over-long values, as errors.
+	skipDuplicates: func(firstCol string) string { return " ON DUPLICATE KEY UPDATE " + firstCol + " = " + firstCol },
+	concat:         func(parts ...string) string { return "CONCAT(" + strings.Join(parts, ", ") + ")" },
+	bulk:           true,
+	isDuplicate:    func(err error) bool { return mysqlErrno(err) == errDuplicateEntry },
+	isDeadlock:     func(err error) bool { return mysqlErrno(err) == errDeadlock },
+	isContention: func(err error) bool {
+		n := mysqlErrno(err)
+		return n == errDeadlock || n == errLockWait
+	},
+}
+
+// insertSQL is the one multi-row INSERT builder of the store: nrows rows of
+// len(cols) placeholders, followed by suffix (such as the dialect's
+// skipDuplicates, or "").
+func insertSQL(table string, cols []string, nrows int, suffix string) string {
+	row := "(" + placeholders(len(cols)) + ")"
+	var b strings.Builder
+	b.Grow(len(table) + 32 + nrows*(len(row)+2) + len(suffix))
+	b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+	for i := 0; i < nrows; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(suffix)
+	return b.String()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
