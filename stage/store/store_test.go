@@ -10,16 +10,6 @@ import (
 	"github.com/cmissync/cmissync/stage/store/storetest"
 )
 
-// eachEngine runs a test on SQLite and on MariaDB.
-func eachEngine(t *testing.T, fn func(t *testing.T, st *store.Store)) {
-	for _, engine := range storetest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			fn(t, storetest.Open(t, engine))
-		})
-	}
-}
-
 func TestMigrateIsIdempotent(t *testing.T) {
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
