@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/cmissync/cmissync/stage/store"
 	"github.com/cmissync/cmissync/stage/store/storetest"
 )
@@ -324,4 +326,55 @@ func TestContractRestErrors(t *testing.T) {
 			t.Errorf("RestErrors(r9) = %+v, %v", none, err)
 		}
 	})
+}
+
+// TestContractTimesAreUTC: the times staging records itself (column
+// defaults such as an audit entry's) and those it is given (a step's start)
+// read back as the same instants, on a MySQL server whose time zone is not
+// UTC as well.
+func TestContractTimesAreUTC(t *testing.T) {
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			eng, dsn := storetest.DSN(t, engine)
+			if eng == store.EngineMySQL {
+				// The session zone a server in another zone would give.
+				cfg, err := mysql.ParseDSN(dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Params = map[string]string{"time_zone": "'+05:00'"}
+				dsn = cfg.FormatDSN()
+			}
+			st, err := store.Open(ctx, eng, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.StartStep(ctx, "r1", "load"); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.RecordAudit(ctx, []store.AuditEntry{audit(1, "group", "create")}); err != nil {
+				t.Fatal(err)
+			}
+			steps, err := st.RecentSteps(ctx, 1)
+			if err != nil || len(steps) != 1 {
+				t.Fatalf("RecentSteps = %+v, %v", steps, err)
+			}
+			entries, err := st.FindAudit(ctx, store.AuditQuery{})
+			if err != nil || len(entries) != 1 {
+				t.Fatalf("FindAudit = %+v, %v", entries, err)
+			}
+			started, created := steps[0].Started, entries[0].Created
+			// Both were recorded within moments of each other; an hour apart
+			// means one of them was taken in another zone.
+			if d := created.Sub(started); d < -time.Minute || d > time.Hour {
+				t.Errorf("the audit entry was made at %s, the step started at %s: %s apart", created.UTC(), started.UTC(), d)
+			}
+		})
+	}
 }
