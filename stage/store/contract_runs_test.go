@@ -378,3 +378,33 @@ func TestContractTimesAreUTC(t *testing.T) {
 		})
 	}
 }
+
+// TestContractLongText: text longer than a column holds is kept cut, the
+// same on every engine, rather than refused by one (MySQL's TEXT holds
+// 65,535 bytes; SQLite has no limit): a refused row or a REST error must
+// never fail the step that records it.
+func TestContractLongText(t *testing.T) {
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		long := strings.Repeat("é😀", 40000) // 80,000 characters, 240,000 bytes
+		if err := st.RecordBadRows(ctx, "r1", []store.BadRow{{Source: "f.csv", Line: 1, Row: long, Reason: "garbled", Table: store.ModuleGroups}}); err != nil {
+			t.Fatalf("RecordBadRows with a long row: %v", err)
+		}
+		if err := st.RecordRestErrors(ctx, []store.RestError{{RunID: "r1", Step: "load", Function: "f", Params: long, Message: long}}); err != nil {
+			t.Fatalf("RecordRestErrors with long params and message: %v", err)
+		}
+		bad, err := st.BadRows(ctx, "r1")
+		if err != nil || len(bad) != 1 {
+			t.Fatalf("BadRows = %d, %v", len(bad), err)
+		}
+		errs, err := st.RestErrors(ctx, "r1")
+		if err != nil || len(errs) != 1 {
+			t.Fatalf("RestErrors = %d, %v", len(errs), err)
+		}
+		for what, v := range map[string]string{"row": bad[0].Row, "params": errs[0].Params, "message": errs[0].Message} {
+			if len(v) > 65535 || !strings.HasPrefix(long, v) || len(v) < 1000 {
+				t.Errorf("%s kept %d bytes, want a prefix of the text within 65,535 bytes", what, len(v))
+			}
+		}
+	})
+}
