@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -405,6 +406,115 @@ func TestContractLongText(t *testing.T) {
 			if len(v) > 65535 || !strings.HasPrefix(long, v) || len(v) < 1000 {
 				t.Errorf("%s kept %d bytes, want a prefix of the text within 65,535 bytes", what, len(v))
 			}
+		}
+	})
+}
+
+// TestContractErrorsReported: a store whose database is gone says so from
+// every method that reads or writes it; none reports an empty result
+// instead.
+func TestContractErrorsReported(t *testing.T) {
+	ctx := context.Background()
+	f := store.Filter{Courses: []int64{1}}
+	calls := map[string]func(st *store.Store) error{
+		"AddedByAudit": func(st *store.Store) error {
+			_, err := st.AddedByAudit(ctx, 1, []store.AuditMember{{IDNumber: "x", UserID: 1}})
+			return err
+		},
+		"AdoptedByAudit": func(st *store.Store) error { _, err := st.AdoptedByAudit(ctx, 1, "group", []int64{1}); return err },
+		"ApplyStage": func(st *store.Store) error {
+			return st.ApplyStage(ctx, &store.StageChanges{Drop: map[string][]int64{store.TableGroups: {1}}})
+		},
+		"Audit":            func(st *store.Store) error { _, err := st.Audit(ctx, 1, ""); return err },
+		"BadRows":          func(st *store.Store) error { _, err := st.BadRows(ctx, "r"); return err },
+		"BeginExtract":     func(st *store.Store) error { _, err := st.BeginExtract(ctx, "r"); return err },
+		"BindSite":         func(st *store.Store) error { return st.BindSite(ctx, store.SiteBinding{URL: "https://x"}) },
+		"CourseRestErrors": func(st *store.Store) error { _, err := st.CourseRestErrors(ctx, nil, 0); return err },
+		"CurrentDump":      func(st *store.Store) error { _, err := st.CurrentDump(ctx); return err },
+		"CurrentLock":      func(st *store.Store) error { _, err := st.CurrentLock(ctx); return err },
+		"AcquireLock":      func(st *store.Store) error { _, err := st.AcquireLock(ctx, "h", time.Hour, nil); return err },
+		"DeleteMapping":    func(st *store.Store) error { _, err := st.DeleteMapping(ctx, 1, "M"); return err },
+		"DesiredGroupings": func(st *store.Store) error { _, err := st.DesiredGroupings(ctx, f); return err },
+		"DesiredGroups":    func(st *store.Store) error { _, err := st.DesiredGroups(ctx, f); return err },
+		"DesiredMembers":   func(st *store.Store) error { _, err := st.DesiredMembers(ctx, f); return err },
+		"DropGroupings":    func(st *store.Store) error { return st.DropGroupings(ctx, []int64{1}, nil) },
+		"DropGroups":       func(st *store.Store) error { return st.DropGroups(ctx, []store.GroupRow{{ID: 1}}, nil) },
+		"DropMembers":      func(st *store.Store) error { return st.DropMembers(ctx, []int64{1}, nil) },
+		"DumpCounts":       func(st *store.Store) error { _, err := st.DumpCounts(ctx); return err },
+		"DumpGroups":       func(st *store.Store) error { _, err := st.DumpGroups(ctx, "M"); return err },
+		"DumpMemberships":  func(st *store.Store) error { _, err := st.DumpMemberships(ctx, "M", "s"); return err },
+		"DumpModules":      func(st *store.Store) error { _, err := st.DumpModules(ctx); return err },
+		"DumpRun":          func(st *store.Store) error { _, err := st.DumpRun(ctx); return err },
+		"Enrolments":       func(st *store.Store) error { _, err := st.Enrolments(ctx, f); return err },
+		"FindAudit":        func(st *store.Store) error { _, err := st.FindAudit(ctx, store.AuditQuery{}); return err },
+		"FinishStep":       func(st *store.Store) error { return st.FinishStep(1, store.OutcomeOK, nil, "") },
+		"ForgetCourse": func(st *store.Store) error {
+			_, err := st.ForgetCourse(ctx, 1, store.AuditEntry{})
+			return err
+		},
+		"ForgetEnrolments": func(st *store.Store) error { return st.ForgetEnrolments(ctx, []store.Enrolment{{CourseID: 1}}, nil) },
+		"ForgetGroup":      func(st *store.Store) error { return st.ForgetGroup(ctx, 1, nil) },
+		"FrozenCourses":    func(st *store.Store) error { _, err := st.FrozenCourses(ctx); return err },
+		"KnownUsers":       func(st *store.Store) error { _, err := st.KnownUsers(ctx); return err },
+		"Mappings":         func(st *store.Store) error { _, err := st.Mappings(ctx, 0); return err },
+		"MappingsWithDump": func(st *store.Store) error { _, err := st.MappingsWithDump(ctx, f); return err },
+		"MarkWaiting":      func(st *store.Store) error { return st.MarkWaiting(ctx, []int64{1}, time.Now()) },
+		"Migrate":          func(st *store.Store) error { _, err := st.Migrate(ctx); return err },
+		"OwnsAnything":     func(st *store.Store) error { _, err := st.OwnsAnything(ctx, f); return err },
+		"Park":             func(st *store.Store) error { return st.Park(ctx, store.TableGroups, 1, "x") },
+		"Parked":           func(st *store.Store) error { _, err := st.Parked(ctx, f); return err },
+		"Pending":          func(st *store.Store) error { _, err := st.Pending(ctx); return err },
+		"RecentSteps":      func(st *store.Store) error { _, err := st.RecentSteps(ctx, 1); return err },
+		"RecordAssigned":   func(st *store.Store) error { return st.RecordAssigned(ctx, []int64{1}, nil) },
+		"RecordAudit":      func(st *store.Store) error { return st.RecordAudit(ctx, []store.AuditEntry{{}}) },
+		"RecordBadRows":    func(st *store.Store) error { return st.RecordBadRows(ctx, "r", []store.BadRow{{}}) },
+		"RecordCreated": func(st *store.Store) error {
+			return st.RecordCreated(ctx, store.TableGroups, []store.Created{{RowID: 1}}, nil)
+		},
+		"RecordEnrolments":   func(st *store.Store) error { return st.RecordEnrolments(ctx, []store.Enrolment{{CourseID: 1}}, nil) },
+		"RecordFailure":      func(st *store.Store) error { _, err := st.RecordFailure(ctx, store.TableGroups, 1, "x", 1); return err },
+		"RecordIntent":       func(st *store.Store) error { return st.RecordIntent(ctx, []store.AddedMember{{ID: 1}}) },
+		"RecordMembersAdded": func(st *store.Store) error { return st.RecordMembersAdded(ctx, []store.AddedMember{{ID: 1}}, nil) },
+		"RecordRenamed": func(st *store.Store) error {
+			return st.RecordRenamed(ctx, store.TableGroups, []store.Created{{RowID: 1}}, nil)
+		},
+		"RecordRestErrors": func(st *store.Store) error { return st.RecordRestErrors(ctx, []store.RestError{{}}) },
+		"RefusedKeys":      func(st *store.Store) error { _, err := st.RefusedKeys(ctx); return err },
+		"RefusedRows":      func(st *store.Store) error { _, _, err := st.RefusedRows(ctx, nil, 0); return err },
+		"RequireSchema":    func(st *store.Store) error { return st.RequireSchema(ctx) },
+		"RespectRemovals":  func(st *store.Store) error { return st.RespectRemovals(ctx, []int64{1}, nil) },
+		"RestErrors":       func(st *store.Store) error { _, err := st.RestErrors(ctx, ""); return err },
+		"RetireCourse":     func(st *store.Store) error { return st.RetireCourse(ctx, 1, nil) },
+		"RetryWaiting":     func(st *store.Store) error { _, err := st.RetryWaiting(ctx, f); return err },
+		"SchemaVersion":    func(st *store.Store) error { _, err := st.SchemaVersion(ctx); return err },
+		"SetFrozen":        func(st *store.Store) error { return st.SetFrozen(ctx, 1, "x", nil) },
+		"SetRenameFlag":    func(st *store.Store) error { return st.SetRenameFlag(ctx, store.TableGroups, 1, true, "x") },
+		"SiteBinding":      func(st *store.Store) error { _, err := st.SiteBinding(ctx); return err },
+		"StagedCourse":     func(st *store.Store) error { _, err := st.StagedCourse(ctx, 1); return err },
+		"StagedGroupings":  func(st *store.Store) error { _, err := st.StagedGroupings(ctx, f); return err },
+		"StagedGroups":     func(st *store.Store) error { _, err := st.StagedGroups(ctx, f); return err },
+		"StagedMembers":    func(st *store.Store) error { _, err := st.StagedMembers(ctx, f); return err },
+		"StartStep":        func(st *store.Store) error { _, err := st.StartStep(ctx, "r", "s"); return err },
+		"Unpark":           func(st *store.Store) error { _, err := st.Unpark(ctx, f); return err },
+		"UpsertMapping":    func(st *store.Store) error { return st.UpsertMapping(ctx, store.Mapping{CourseID: 1, ModuleCode: "M"}) },
+	}
+	names := make([]string, 0, len(calls))
+	for n := range calls {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := calls[n](st); err == nil {
+				t.Errorf("%s on a closed store reported no error", n)
+			}
+		}
+		// A database that cannot be read is not one whose schema is old.
+		if err := st.RequireSchema(ctx); errors.Is(err, store.ErrSchema) {
+			t.Errorf("RequireSchema on a closed store = %v, want the database's error, not ErrSchema", err)
 		}
 	})
 }
