@@ -109,6 +109,13 @@ var mysqlDialect = dialect{
 		}
 		cfg.ParseTime = true
 		cfg.Loc = time.UTC
+		// Times are kept in UTC: Go writes them so (Loc), and the column
+		// defaults (CURRENT_TIMESTAMP) must be taken in UTC too, whatever
+		// the server's zone, or they read back hours off.
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
 		// The collation implies the utf8mb4 connection character set.
 		cfg.Collation = "utf8mb4_unicode_ci"
 		cfg.AllowNativePasswords = true

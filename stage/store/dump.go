@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // DumpTable names one of the three tables that hold the last good extract of
@@ -290,13 +291,28 @@ func (s *Store) RecordBadRows(ctx context.Context, runID string, bad []BadRow) e
 		}
 		defer stmt.Close()
 		for _, b := range bad {
-			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, b.Row, truncate(b.Reason, 1000),
+			if _, err := stmt.ExecContext(ctx, runID, truncate(b.Source, 255), b.Line, truncateBytes(b.Row, textMax), truncate(b.Reason, 1000),
 				string(b.Table), truncate(b.Module, 100), truncate(b.Group, 100), truncate(b.CMISID, 100)); err != nil {
 				return fmt.Errorf("record bad row: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// textMax is the most bytes a TEXT column holds on MySQL. SQLite has no
+// limit; long text is cut the same way on both.
+const textMax = 65535
+
+// truncateBytes cuts s to at most n bytes, at a character boundary.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func truncate(s string, n int) string {

@@ -241,9 +241,13 @@ func (s *Store) RecordFailure(ctx context.Context, table string, rowID int64, me
 	park := parkAfter > 0
 	var parked bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE `+table+` SET attempts = attempts + 1, last_error = ?,
-  parked = CASE WHEN ? AND attempts + 1 >= ? THEN 1 ELSE parked END, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-			truncate(message, 1000), park, parkAfter, rowID)
+		// parked is assigned before attempts: MySQL and MariaDB evaluate
+		// the assignments of an UPDATE left to right, so an expression
+		// after attempts = attempts + 1 would read the new count (SQLite
+		// reads the old one whatever the order).
+		_, err := tx.ExecContext(ctx, `UPDATE `+table+` SET parked = CASE WHEN ? AND attempts + 1 >= ? THEN 1 ELSE parked END,
+  attempts = attempts + 1, last_error = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+			park, parkAfter, truncate(message, 1000), rowID)
 		if err != nil {
 			return fmt.Errorf("record failure of %s %d: %w", table, rowID, err)
 		}

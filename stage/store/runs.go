@@ -316,7 +316,7 @@ func (s *Store) RecordRestErrors(ctx context.Context, errs []RestError) error {
 		defer stmt.Close()
 		for _, e := range errs {
 			if _, err := stmt.ExecContext(ctx, e.RunID, e.Step, e.CourseID, truncate(e.Object, 255), e.Function,
-				e.Params, truncate(e.Exception, 255), truncate(e.ErrorCode, 100), e.Message); err != nil {
+				truncateBytes(e.Params, textMax), truncate(e.Exception, 255), truncate(e.ErrorCode, 100), truncateBytes(e.Message, textMax)); err != nil {
 				return fmt.Errorf("record rest error: %w", err)
 			}
 		}

@@ -184,7 +184,13 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	if err != nil {
-		return 0, nil // no schema_migrations table yet
+		// No schema_migrations table yet, if the database answers
+		// otherwise; a database that does not answer is not empty.
+		var one int
+		if perr := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); perr != nil {
+			return 0, fmt.Errorf("read the staging schema version: %w", perr)
+		}
+		return 0, nil
 	}
 	return int(v.Int64), nil
 }
@@ -200,7 +206,10 @@ func (s *Store) RequireSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	have, _ := s.SchemaVersion(ctx)
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
 	if want := all[len(all)-1].Version; have < want {
 		return fmt.Errorf("%w: staging schema is at version %d, this cmissync needs %d: run `cmissync migrate`", ErrSchema, have, want)
 	}

@@ -98,9 +98,19 @@ func (s *Store) SetFrozen(ctx context.Context, courseID int64, reason string, au
 // waiting (their waiting_since is kept). It returns how many there are.
 func (s *Store) RetryWaiting(ctx context.Context, f Filter) (int64, error) {
 	where, args := f.clause("courseid")
-	res, err := s.db.ExecContext(ctx, `UPDATE cmis_groupmembers SET waiting_runs = 0 WHERE waiting_since IS NOT NULL`+where, args...)
+	// Counted rather than taken from RowsAffected: MySQL counts only the
+	// rows an UPDATE changes, so members already at zero runs (retried
+	// before) would not count there, while SQLite counts every match.
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM cmis_groupmembers WHERE waiting_since IS NOT NULL`+where, args...).Scan(&n); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET waiting_runs = 0 WHERE waiting_since IS NOT NULL`+where, args...)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("retry the members waiting for enrolment: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
