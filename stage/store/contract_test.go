@@ -331,6 +331,9 @@ func TestContractRenameFlag(t *testing.T) {
 		}{
 			{"Group G1", idnumber("G1"), false},    // unchanged
 			{"Group G1 new", idnumber("G1"), true}, // new name
+			{"Group G1", idnumber("G1"), false},    // back to the name in Moodle
+			{"GROUP g1", idnumber("G1"), true},     // only the case changes
+			{"Gröup G1", idnumber("G1"), true},     // only an accent changes
 			{"Group G1", "cmis:other", true},       // new idnumber only
 		} {
 			if err := st.ApplyStage(ctx, &store.StageChanges{Rename: map[string][]store.Rename{store.TableGroups: {{ID: g1.ID, Name: c.name, IDNumber: c.idnumber}}}}); err != nil {
