@@ -331,6 +331,9 @@ func TestContractRenameFlag(t *testing.T) {
 		}{
 			{"Group G1", idnumber("G1"), false},    // unchanged
 			{"Group G1 new", idnumber("G1"), true}, // new name
+			{"Group G1", idnumber("G1"), false},    // back to the name in Moodle
+			{"GROUP g1", idnumber("G1"), true},     // only the case changes
+			{"Gröup G1", idnumber("G1"), true},     // only an accent changes
 			{"Group G1", "cmis:other", true},       // new idnumber only
 		} {
 			if err := st.ApplyStage(ctx, &store.StageChanges{Rename: map[string][]store.Rename{store.TableGroups: {{ID: g1.ID, Name: c.name, IDNumber: c.idnumber}}}}); err != nil {
@@ -1515,4 +1518,70 @@ func keysOf[T any](rows []T, key func(T) string) []string {
 		out = append(out, key(r))
 	}
 	return out
+}
+
+// TestContractLargeBatches: batches larger than one statement takes (many
+// rows to insert, many ids to update or delete) are written whole.
+func TestContractLargeBatches(t *testing.T) {
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		const n = 1234
+		c := &store.StageChanges{}
+		for i := range n {
+			c.NewMembers = append(c.NewMembers, store.MemberRow{CourseID: 1, ModuleCode: module, GroupCode: "G1", Role: store.RoleStudent, CMISID: fmt.Sprintf("s%05d", i)})
+		}
+		if err := st.ApplyStage(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		members := readStaged(t, st, store.Filter{}).members
+		if len(members) != n {
+			t.Fatalf("%d members staged, want %d", len(members), n)
+		}
+		var ids, marks []int64
+		var md []store.MarkDelete
+		for i, m := range members {
+			ids = append(ids, m.ID)
+			if i%10 != 0 {
+				marks = append(marks, m.ID)
+				md = append(md, store.MarkDelete{ID: m.ID, Reason: store.ReasonCMIS, Dump: "d1"})
+			}
+		}
+		if err := st.ApplyStage(ctx, &store.StageChanges{MarkDelete: map[string][]store.MarkDelete{store.TableMembers: md}}); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := st.Pending(ctx); p["cmis_groupmembers.todelete"] != int64(len(marks)) {
+			t.Fatalf("todelete %d, want %d", p["cmis_groupmembers.todelete"], len(marks))
+		}
+		if err := st.MarkWaiting(ctx, ids, whole(2026, 11, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.RetryWaiting(ctx, store.Filter{}); err != nil || n != int64(len(ids)) {
+			t.Fatalf("RetryWaiting = %d, %v; want %d", n, err, len(ids))
+		}
+		var audit []store.AuditEntry
+		var members2 []store.AuditMember
+		for i := range marks {
+			audit = append(audit, store.AuditEntry{RunID: "r", CourseID: 1, Object: "member", IDNumber: fmt.Sprintf("g%04d", i), UserID: int64(i), Action: "add"})
+			members2 = append(members2, store.AuditMember{IDNumber: fmt.Sprintf("g%04d", i), UserID: int64(i)})
+		}
+		if err := st.DropMembers(ctx, marks, audit); err != nil {
+			t.Fatal(err)
+		}
+		if left := readStaged(t, st, store.Filter{}).members; len(left) != n-len(marks) {
+			t.Fatalf("%d members left, want %d", len(left), n-len(marks))
+		}
+		added, err := st.AddedByAudit(ctx, 1, members2)
+		if err != nil || len(added) != len(members2) {
+			t.Fatalf("AddedByAudit over %d groups = %d, %v", len(members2), len(added), err)
+		}
+		if got := len(audited(t, st, 1)); got == 0 {
+			t.Fatal("no audit")
+		}
+		if err := st.ApplyStage(ctx, &store.StageChanges{Drop: map[string][]int64{store.TableMembers: ids}}); err != nil {
+			t.Fatal(err)
+		}
+		if left := readStaged(t, st, store.Filter{}).members; len(left) != 0 {
+			t.Fatalf("%d members left after dropping all", len(left))
+		}
+	})
 }

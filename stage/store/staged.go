@@ -407,8 +407,12 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		for table, rs := range c.Rename {
 			for _, r := range rs {
 				// A new idnumber must reach Moodle even when the name
-				// stays: torename sends both.
-				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET torename = CASE WHEN toadd = 1 OR (moodlename = ? AND idnumber = ?) THEN 0 ELSE 1 END, name = ?, idnumber = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
+				// stays: torename sends both. The names are compared
+				// as bytes (HEX, on both engines): MySQL's moodlename
+				// column compares without case or accents, which took
+				// a rename to "Intro to Java" from "Intro to java" for
+				// no change.
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET torename = CASE WHEN toadd = 1 OR (HEX(moodlename) = HEX(?) AND HEX(idnumber) = HEX(?)) THEN 0 ELSE 1 END, name = ?, idnumber = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
 					r.Name, r.IDNumber, r.Name, r.IDNumber, r.ID); err != nil {
 					return fmt.Errorf("rename in %s: %w", table, err)
 				}
