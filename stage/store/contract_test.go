@@ -1585,3 +1585,40 @@ func TestContractLargeBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestContractParkedShowsTheGroupIDNumber: a parked membership is listed
+// with its group's idnumber as stage made it, escapes included, not one
+// rebuilt from the codes.
+func TestContractParkedShowsTheGroupIDNumber(t *testing.T) {
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		c := &store.StageChanges{
+			NewGroups:  []store.GroupRow{{CourseID: 7, ModuleCode: "M:1", GroupCode: "G%1", IDNumber: "cmis:M%3A1:G%251", Name: "Group"}},
+			NewMembers: []store.MemberRow{{CourseID: 7, ModuleCode: "M:1", GroupCode: "G%1", Role: store.RoleStudent, CMISID: "s1"}},
+		}
+		if err := st.ApplyStage(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		// A membership whose group row is gone keeps the plain codes.
+		orphan := &store.StageChanges{NewMembers: []store.MemberRow{{CourseID: 7, ModuleCode: "M2", GroupCode: "G2", Role: store.RoleStudent, CMISID: "s2"}}}
+		if err := st.ApplyStage(ctx, orphan); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range readStaged(t, st, store.Filter{}).members {
+			if err := st.Park(ctx, store.TableMembers, m.ID, "refused"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		parked, err := st.Parked(ctx, store.Filter{Courses: []int64{7}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range parked {
+			got = append(got, p.IDNumber+" "+p.CMISID)
+		}
+		if want := "cmis:M%3A1:G%251 s1, cmis:M2:G2 s2"; strings.Join(got, ", ") != want {
+			t.Errorf("Parked idnumbers %q, want %q", strings.Join(got, ", "), want)
+		}
+	})
+}

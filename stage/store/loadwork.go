@@ -280,9 +280,15 @@ type ParkedItem struct {
 // Parked lists parked items.
 func (s *Store) Parked(ctx context.Context, f Filter) ([]ParkedItem, error) {
 	where, args := f.clause("courseid")
+	memberWhere, _ := f.clause("m.courseid")
+	// A membership shows its group's idnumber, as stage made it (codes
+	// holding ":" or "%" are escaped there); a membership whose group row
+	// is gone shows the plain codes.
 	q := `SELECT 'cmis_groupings', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groupings WHERE parked = 1` + where + `
 UNION ALL SELECT 'cmis_groups_course', id, courseid, idnumber, name, '', attempts, last_error FROM cmis_groups_course WHERE parked = 1` + where + `
-UNION ALL SELECT 'cmis_groupmembers', id, courseid, ` + s.d.concat("'cmis:'", "modulecode", "':'", "groupcode") + `, role, cmisid, attempts, last_error FROM cmis_groupmembers WHERE parked = 1` + where + `
+UNION ALL SELECT 'cmis_groupmembers', m.id, m.courseid, COALESCE(g.idnumber, ` + s.d.concat("'cmis:'", "m.modulecode", "':'", "m.groupcode") + `), m.role, m.cmisid, m.attempts, m.last_error
+FROM cmis_groupmembers m LEFT JOIN cmis_groups_course g ON g.courseid = m.courseid AND g.modulecode = m.modulecode AND g.groupcode = m.groupcode
+WHERE m.parked = 1` + memberWhere + `
 ORDER BY 3, 1, 2`
 	return all(ctx, s.db, q, append(append(append([]any{}, args...), args...), args...), func(r *sql.Rows) (ParkedItem, error) {
 		var p ParkedItem
