@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// KnownUsers maps each CMIS id to the Moodle user cmissync last recorded
-// for it in any group: the load step resolves most members to add from it,
-// without asking Moodle.
+// KnownUsers maps each CMIS id to the Moodle user cmissync recorded for it
+// in a group: the load step resolves most members to add from it, without
+// asking Moodle. Where memberships recorded two users (an account deleted
+// and made again in Moodle), the highest id wins: Moodle numbers accounts in
+// the order they are made, so it is the newest.
 func (s *Store) KnownUsers(ctx context.Context) (map[string]int64, error) {
 	rows, err := all(ctx, s.db, `SELECT cmisid, MAX(moodleuserid) FROM cmis_groupmembers
 WHERE moodleuserid IS NOT NULL AND toadd = 0 GROUP BY cmisid`, nil, func(r *sql.Rows) (struct {
