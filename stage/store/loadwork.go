@@ -216,9 +216,19 @@ func (s *Store) ForgetGroup(ctx context.Context, rowID int64, audit []AuditEntry
 		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET moodlegroupid = NULL, moodlename = '', toadd = CASE WHEN todelete = 1 THEN 0 ELSE 1 END, torename = 0, assigned = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`, rowID); err != nil {
 			return fmt.Errorf("forget group: %w", err)
 		}
-		// A group flagged for deletion that is already gone is simply done.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groups_course WHERE id = ? AND todelete = 1`, rowID); err != nil {
-			return err
+		// A group flagged for deletion that is already gone is simply done,
+		// and so are its memberships, whatever their flags.
+		res, err := tx.ExecContext(ctx, `DELETE FROM cmis_groups_course WHERE id = ? AND todelete = 1`, rowID)
+		if err != nil {
+			return fmt.Errorf("forget group: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("forget group: %w", err)
+		} else if n > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, course, module, group); err != nil {
+				return fmt.Errorf("forget group members: %w", err)
+			}
+			return insertAudit(ctx, tx, audit)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ? AND (todelete = 1 OR owned = 0)`, course, module, group); err != nil {
 			return fmt.Errorf("forget group members: %w", err)
