@@ -4,8 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Values of mapped_modules.group_import and mapping_action.
@@ -209,10 +213,11 @@ ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (GroupingRow, error
 // DesiredGroups streams one row per (course, module, group), sorted.
 func (s *Store) DesiredGroups(ctx context.Context, f Filter) (*Cursor[GroupRow], error) {
 	where, args := f.clause("m.moodle_id")
+	// See DesiredMembers for the CROSS JOIN and the order by m.modulecode.
 	return query(ctx, s.db, `SELECT m.moodle_id, g.modulecode, g.groupcode, g.modulename, g.groupname
-FROM mapped_modules m JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+FROM mapped_modules m CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
 WHERE `+activeMapping+where+`
-ORDER BY m.moodle_id, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (GroupRow, error) {
+ORDER BY m.moodle_id, m.modulecode, g.groupcode`, args, func(r *sql.Rows) (GroupRow, error) {
 		var g GroupRow
 		err := r.Scan(&g.CourseID, &g.ModuleCode, &g.GroupCode, &g.ModuleName, &g.GroupName)
 		return g, err
@@ -221,20 +226,28 @@ ORDER BY m.moodle_id, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (Group
 
 // DesiredMembers streams the students and tutors of every desired group,
 // sorted by (course, module, group, role, CMIS id).
+//
+// The order costs no sort on SQLite: CROSS JOIN (an inner join whose
+// left table SQLite keeps outermost; other engines read it as JOIN) walks
+// the mappings by their (course, module) index and each module's dump rows
+// by their primary key, and the two arms are merged. That needs the order
+// by the mapping's module code (mkey), which the join makes equal to the
+// dump's; the dump's is the one returned.
 func (s *Store) DesiredMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
 	where, args := f.clause("m.moodle_id")
 	sel := func(table, role, idcol string) string {
-		return `SELECT m.moodle_id AS courseid, d.modulecode AS modulecode, d.groupcode AS groupcode, '` + role + `' AS role, d.` + idcol + ` AS cmisid
-FROM ` + table + ` d
-JOIN mapped_modules m ON m.modulecode = d.modulecode
+		return `SELECT m.moodle_id AS courseid, m.modulecode AS mkey, d.modulecode AS modulecode, d.groupcode AS groupcode, '` + role + `' AS role, d.` + idcol + ` AS cmisid
+FROM mapped_modules m
+CROSS JOIN ` + table + ` d ON d.modulecode = m.modulecode
 JOIN cmis_groups_dump g ON g.modulecode = d.modulecode AND g.groupcode = d.groupcode
 WHERE ` + activeMapping + where
 	}
 	q := sel("cmis_groupmembers_dump", RoleStudent, "studentid") + "\nUNION ALL\n" + sel("cmis_tutgroupmembers_dump", RoleTutor, "staffid") +
-		"\nORDER BY courseid, modulecode, groupcode, role, cmisid"
+		"\nORDER BY courseid, mkey, groupcode, role, cmisid"
+	var mkey sql.RawBytes
 	return query(ctx, s.db, q, append(append([]any{}, args...), args...), func(r *sql.Rows) (MemberRow, error) {
 		var m MemberRow
-		err := r.Scan(&m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID)
+		err := r.Scan(&m.CourseID, &mkey, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID)
 		return m, err
 	})
 }
@@ -367,10 +380,7 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}); err != nil {
 			return err
 		}
-		if err := insertRows(ctx, tx, TableMembers, []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}, len(c.NewMembers), func(i int) []any {
-			m := c.NewMembers[i]
-			return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
-		}); err != nil {
+		if err := s.insertMembers(ctx, tx, c.NewMembers); err != nil {
 			return err
 		}
 		for table, ms := range c.MarkDelete {
@@ -409,6 +419,61 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}
 		return nil
 	})
+}
+
+// newMemberCols are the columns ApplyStage sets on a new membership.
+var newMemberCols = []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}
+
+// insertMembers inserts new memberships flagged toadd. On MySQL they go
+// through LOAD DATA LOCAL INFILE, streamed from memory as the extract's
+// rows are (see loadRows), and through multi-row INSERTs when the server
+// refuses it. LOAD DATA LOCAL skips a duplicate key or cuts a value with a
+// warning where an INSERT fails: any warning, or a row not added, fails the
+// batch, so both ways keep the same contract.
+func (s *Store) insertMembers(ctx context.Context, tx *sql.Tx, ms []MemberRow) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	if s.engine == EngineMySQL {
+		err := loadMembers(ctx, tx, ms)
+		if !refusedLoadData(err) {
+			return err
+		}
+	}
+	return insertRows(ctx, tx, TableMembers, newMemberCols, len(ms), func(i int) []any {
+		m := ms[i]
+		return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
+	})
+}
+
+func loadMembers(ctx context.Context, tx *sql.Tx, ms []MemberRow) error {
+	rows := make([][]string, len(ms))
+	cells := make([]string, 6*len(ms))
+	for i, m := range ms {
+		r := cells[6*i : 6*i+6 : 6*i+6]
+		r[0], r[1], r[2], r[3], r[4], r[5] = strconv.FormatInt(m.CourseID, 10), m.ModuleCode, m.GroupCode, m.Role, m.CMISID, "1"
+		rows[i] = r
+	}
+	name := "cmissync-" + TableMembers + "-" + strconv.FormatUint(readerSeq.Add(1), 10)
+	mysql.RegisterReaderHandler(name, func() io.Reader { return &tsvReader{rows: rows} })
+	defer mysql.DeregisterReaderHandler(name)
+	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE "+TableMembers+
+		" CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' ("+strings.Join(newMemberCols, ", ")+")")
+	if err != nil {
+		return fmt.Errorf("load data into %s: %w", TableMembers, err)
+	}
+	added, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("load data into %s: %w", TableMembers, err)
+	}
+	var warnings int64
+	if err := tx.QueryRowContext(ctx, "SHOW COUNT(*) WARNINGS").Scan(&warnings); err != nil {
+		return fmt.Errorf("load data into %s: count warnings: %w", TableMembers, err)
+	}
+	if added != int64(len(ms)) || warnings != 0 {
+		return fmt.Errorf("load data into %s: %d of %d rows added with %d warnings; nothing of this batch was kept", TableMembers, added, len(ms), warnings)
+	}
+	return nil
 }
 
 // OwnsAnything reports whether staging records any grouping or group that
