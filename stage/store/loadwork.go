@@ -84,11 +84,10 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 	}
 	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, d := range done {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, moodlename = ?, adopted = CASE WHEN ? THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-				d.MoodleID, d.Name, d.Adopted, d.RowID); err != nil {
-				return fmt.Errorf("record %s %d: %w", table, d.RowID, err)
-			}
+		if err := s.updateJoin(ctx, tx, table, []string{"v_mid", "v_name", "v_adopted"}, len(done), func(i int) (int64, []any) {
+			return done[i].RowID, []any{done[i].MoodleID, done[i].Name, done[i].Adopted}
+		}, idcol+` = v.v_mid, moodlename = v.v_name, adopted = CASE WHEN v.v_adopted THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record created in %s: %w", table, err)
 		}
 		if table == TableGroupings {
 			// Groups of a (re)created grouping must be assigned to it again.
@@ -151,15 +150,10 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, owned = ?, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, a := range added {
-			if _, err := stmt.ExecContext(ctx, a.MoodleUserID, a.Owned, a.ID); err != nil {
-				return fmt.Errorf("record member %d: %w", a.ID, err)
-			}
+		if err := s.updateJoin(ctx, tx, TableMembers, []string{"v_uid", "v_owned"}, len(added), func(i int) (int64, []any) {
+			return added[i].ID, []any{added[i].MoodleUserID, added[i].Owned}
+		}, `moodleuserid = v.v_uid, owned = v.v_owned, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record members added: %w", err)
 		}
 		return insertAudit(ctx, tx, audit)
 	})
@@ -363,18 +357,78 @@ func (s *Store) RecordIntent(ctx context.Context, members []AddedMember) error {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ? WHERE id = ? AND toadd = 1`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, m := range members {
-			if _, err := stmt.ExecContext(ctx, m.MoodleUserID, m.ID); err != nil {
-				return fmt.Errorf("record intent for member %d: %w", m.ID, err)
-			}
+		if err := s.updateJoin(ctx, tx, TableMembers, []string{"v_uid"}, len(members), func(i int) (int64, []any) {
+			return members[i].ID, []any{members[i].MoodleUserID}
+		}, `moodleuserid = v.v_uid`, ` AND toadd = 1`); err != nil {
+			return fmt.Errorf("record intent: %w", err)
 		}
 		return nil
 	})
+}
+
+// rowsPerJoin bounds the rows of one updateJoin statement below both
+// engines' placeholder limits.
+const rowsPerJoin = 500
+
+// updateJoin updates rows of table by id from values given per row, with
+// one UPDATE per chunk of rows joined to the list of values as a table v:
+// row(i) returns the id and the values named by cols (each named "v_...",
+// so that no name is ambiguous with table's), set assigns from them
+// (e.g. "moodleuserid = v.v_uid") and where adds conditions on table's
+// row (" AND toadd = 1"). Where an id comes more than once, its last
+// values count, as they would with one UPDATE per row.
+//
+// SQLite joins a VALUES list named by a WITH clause (UPDATE ... FROM);
+// MySQL a derived table of SELECTs (UPDATE ... JOIN).
+func (s *Store) updateJoin(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) (int64, []any), set, where string) error {
+	last := make(map[int64]int, n)
+	for i := 0; i < n; i++ {
+		id, _ := row(i)
+		last[id] = i
+	}
+	order := make([]int, 0, len(last))
+	for i := 0; i < n; i++ {
+		if id, _ := row(i); last[id] == i {
+			order = append(order, i)
+		}
+	}
+	one := "(" + placeholders(len(cols)+1) + ")"
+	for start := 0; start < len(order); start += rowsPerJoin {
+		part := order[start:min(start+rowsPerJoin, len(order))]
+		args := make([]any, 0, len(part)*(len(cols)+1))
+		var b strings.Builder
+		if s.engine == EngineMySQL {
+			b.WriteString("UPDATE " + table + " JOIN (")
+			for k, i := range part {
+				id, vals := row(i)
+				args = append(append(args, id), vals...)
+				if k == 0 {
+					b.WriteString("SELECT ? AS v_id")
+					for _, c := range cols {
+						b.WriteString(", ? AS " + c)
+					}
+					continue
+				}
+				b.WriteString(" UNION ALL SELECT " + placeholders(len(cols)+1))
+			}
+			b.WriteString(") v ON " + table + ".id = v.v_id SET " + set + " WHERE 1=1" + where)
+		} else {
+			b.WriteString("WITH v(v_id, " + strings.Join(cols, ", ") + ") AS (VALUES ")
+			for k, i := range part {
+				id, vals := row(i)
+				args = append(append(args, id), vals...)
+				if k > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(one)
+			}
+			b.WriteString(") UPDATE " + table + " SET " + set + " FROM v WHERE " + table + ".id = v.v_id" + where)
+		}
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("update %s: %w", table, err)
+		}
+	}
+	return nil
 }
 
 // RespectRemovals records memberships someone removed in Moodle by hand
