@@ -504,6 +504,18 @@ func merge[T any](a, b cursor[T], cmp func(x, y T) int, onlyA, onlyB func(T) err
 		if err != nil {
 			return err
 		}
+		// A stream cut short by an error must not make the other's
+		// remaining rows look unmatched.
+		if !okA {
+			if err := a.Err(); err != nil {
+				return err
+			}
+		}
+		if !okB {
+			if err := b.Err(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := a.Err(); err != nil {
 		return err
@@ -538,26 +550,47 @@ func cmpGroup(a, b store.GroupRow) int {
 	return strings.Compare(a.GroupCode, b.GroupCode)
 }
 
-func cmpMember(a, b store.MemberRow) int {
-	if c := cmpInt(a.CourseID, b.CourseID); c != 0 {
-		return c
-	}
-	for _, p := range [][2]string{{a.ModuleCode, b.ModuleCode}, {a.GroupCode, b.GroupCode}, {a.Role, b.Role}, {a.CMISID, b.CMISID}} {
-		if c := strings.Compare(p[0], p[1]); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
+func cmpMember(a, b store.MemberRow) int { return store.CompareMembers(a, b) }
 
 // maxName is Moodle's limit on group and grouping names.
 const maxName = 254
 
 func render(tmpl, module, moduleName, group, groupName string) string {
-	s := strings.NewReplacer("{module}", module, "{modulename}", moduleName, "{group}", group, "{groupname}", groupName).Replace(tmpl)
+	s := expand(tmpl, module, moduleName, group, groupName)
 	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) > maxName {
 		s = string([]rune(s)[:maxName])
 	}
 	return s
+}
+
+// expand replaces the placeholders of tmpl in one pass, as a
+// strings.Replacer of the four would (a value is never expanded again),
+// without building one per name.
+func expand(tmpl, module, moduleName, group, groupName string) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	ph := [...]struct{ key, val string }{{"{module}", module}, {"{modulename}", moduleName}, {"{group}", group}, {"{groupname}", groupName}}
+	var b strings.Builder
+	b.Grow(len(tmpl) + len(module) + len(moduleName) + len(group) + len(groupName))
+	for i := 0; i < len(tmpl); {
+		if tmpl[i] == '{' {
+			matched := false
+			for _, p := range ph {
+				if strings.HasPrefix(tmpl[i:], p.key) {
+					b.WriteString(p.val)
+					i += len(p.key)
+					matched = true
+					break
+				}
+			}
+			if matched {
+				continue
+			}
+		}
+		b.WriteByte(tmpl[i])
+		i++
+	}
+	return b.String()
 }
