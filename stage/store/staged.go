@@ -235,14 +235,16 @@ ORDER BY m.moodle_id, m.modulecode, g.groupcode`, args, func(r *sql.Rows) (Group
 // CROSS JOIN, an inner join that keeps its left table outermost, walks
 // them by index), and the rows of one mapping are sorted here, one mapping
 // at a time, so memory is bounded by the largest module. The students'
-// and the tutors' streams are then merged.
+// and the tutors' streams are then merged. Each group is looked up once,
+// not once per member: its members are the range of the dump's key under
+// it.
 func (s *Store) DesiredMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
 	where, args := f.clause("m.moodle_id")
 	open := func(table, role, idcol string) (*Cursor[MemberRow], error) {
 		c, err := query(ctx, s.db, `SELECT m.moodle_id, d.modulecode, d.groupcode, d.`+idcol+`
 FROM mapped_modules m
-CROSS JOIN `+table+` d ON d.modulecode = m.modulecode
-JOIN cmis_groups_dump g ON g.modulecode = d.modulecode AND g.groupcode = d.groupcode
+CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+CROSS JOIN `+table+` d ON d.modulecode = g.modulecode AND d.groupcode = g.groupcode
 WHERE `+activeMapping+where+`
 ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (MemberRow, error) {
 			m := MemberRow{Role: role}
