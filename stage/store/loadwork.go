@@ -107,10 +107,10 @@ func (s *Store) RecordRenamed(ctx context.Context, table string, done []Created,
 		return fmt.Errorf("record renamed: unknown table %q", table)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, d := range done {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET moodlename = ?, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP WHERE id = ?`, d.Name, d.RowID); err != nil {
-				return fmt.Errorf("record rename %s %d: %w", table, d.RowID, err)
-			}
+		if err := s.updateJoin(ctx, tx, table, []string{"v_name"}, len(done), func(i int) (int64, []any) {
+			return done[i].RowID, []any{done[i].Name}
+		}, `moodlename = v.v_name, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record renamed in %s: %w", table, err)
 		}
 		return insertAudit(ctx, tx, audit)
 	})
