@@ -46,9 +46,16 @@ type institution struct {
 // (course, person) pair CMIS lists is not enrolled in Moodle (0: all are).
 // The simulator waits scale times what each call costs a real site.
 func newInstitution(tb testing.TB, spec sample.Spec, notEnrolledEvery int, scale float64) *institution {
+	return newInstitutionLatency(tb, spec, notEnrolledEvery, scale, 0)
+}
+
+// newInstitutionLatency is newInstitution whose simulator also waits a
+// fixed latency before answering every call.
+func newInstitutionLatency(tb testing.TB, spec sample.Spec, notEnrolledEvery int, scale float64, latency time.Duration) *institution {
 	ctx := context.Background()
 	costs := moodlesim.ReferenceCosts()
 	costs.Scale = scale
+	costs.Latency = latency
 	if scale > 0 {
 		costs.Workers = 4 // the reference site's PHP workers
 	}
@@ -268,8 +275,26 @@ func TestMoodleTimeFollowsChanges(t *testing.T) {
 // it, the share of enrolment checks, writes against the minimum possible
 // calls, and reads of what cmissync owns against the minimum. The
 // simulator waits CMISSYNC_SIM_SCALE times the charged time (default 0:
-// charged only; 1: as slow as the reference site, with 4 workers).
-func BenchmarkLoadLarge(b *testing.B) {
+// charged only; 1: as slow as the reference site, with 4 workers), plus a
+// fixed CMISSYNC_SIM_LATENCY per call (default 20ms).
+//
+// It also reports how the first load compares with what its calls alone
+// need: first_wall/bound is its wall time over the call-latency bound,
+// (reads + writes) x the fixed latency / the load's concurrency (8); and
+// first_staging_% is, at most, the share of its wall time spent on
+// anything but waiting for Moodle (staging, planning, the simulator's own
+// work): the wall time of the same first load on a second institution
+// whose simulator answers at once, over first_s.
+func BenchmarkLoadLarge(b *testing.B) { benchLoad(b, sample.Large()) }
+
+// BenchmarkLoadXL is BenchmarkLoadLarge on the XL institution (14,000
+// courses, 1,456,000 student memberships).
+func BenchmarkLoadXL(b *testing.B) { benchLoad(b, sample.XL()) }
+
+// benchConcurrency is the load's concurrency in the benchmarks.
+const benchConcurrency = 8
+
+func benchLoad(b *testing.B, spec sample.Spec) {
 	if testing.Short() {
 		b.Skip("large")
 	}
@@ -280,10 +305,41 @@ func BenchmarkLoadLarge(b *testing.B) {
 			b.Fatalf("CMISSYNC_SIM_SCALE: %v", err)
 		}
 	}
-	in := newInstitution(b, sample.Large(), 1000, scale)
+	latency := 20 * time.Millisecond
+	if v := os.Getenv("CMISSYNC_SIM_LATENCY"); v != "" {
+		var err error
+		if latency, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("CMISSYNC_SIM_LATENCY: %v", err)
+		}
+	}
+	opts := load.Options{Concurrency: benchConcurrency}
+	var atOnce time.Duration
+	if latency > 0 {
+		// The same first load with nothing to wait for: what is left is
+		// cmissync's own work (and the simulator's).
+		in0 := newInstitutionLatency(b, spec, 1000, 0, 0)
+		in0.extract(every(in0.d.Members, 100, 3))
+		atOnce = in0.night("first-at-once", opts).wall
+		in0.sim.Close()
+	}
+	in := newInstitutionLatency(b, spec, 1000, scale, latency)
 	b.ResetTimer()
-	for _, n := range in.fourNights(load.Options{}) {
+	nights := in.fourNights(opts)
+	for _, n := range nights {
 		in.report(b, n)
+	}
+	if first := nights[0]; latency > 0 && scale == 0 {
+		var calls int
+		for _, w := range first.work {
+			calls += w.Calls
+		}
+		bound := time.Duration(calls) * latency / benchConcurrency
+		b.ReportMetric(first.wall.Seconds()/bound.Seconds(), "first_wall/bound")
+		b.ReportMetric(bound.Seconds(), "first_bound_s")
+		b.ReportMetric(100*atOnce.Seconds()/first.wall.Seconds(), "first_staging_%")
+		b.Logf("first load: %d calls, bound %s at %s per call and concurrency %d, wall %s (%.2f x bound); the same load answered at once: %s (%.1f%% of the wall)",
+			calls, bound.Round(time.Millisecond), latency, benchConcurrency, first.wall.Round(time.Millisecond), first.wall.Seconds()/bound.Seconds(),
+			atOnce.Round(time.Millisecond), 100*atOnce.Seconds()/first.wall.Seconds())
 	}
 }
 

@@ -101,7 +101,7 @@ type HoldError struct{ Reason string }
 func (e *HoldError) Error() string { return e.Reason }
 
 // flushEvery bounds the changes held in memory before they are written.
-const flushEvery = 5000
+const flushEvery = 20000
 
 // Run stages the desired state against the staged state.
 //
@@ -140,7 +140,8 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	if err != nil {
 		return res, err
 	}
-	w := &writer{ctx: ctx, st: st, dry: opts.DryRun, ch: newChanges(), dump: dump}
+	w := newWriter(ctx, st, opts.DryRun, dump)
+	defer w.stop()
 
 	// Groupings.
 	dg, err := st.DesiredGroupings(ctx, opts.Filter)
@@ -238,7 +239,7 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	if err != nil {
 		return res, fmt.Errorf("stage members: %w", err)
 	}
-	if err := w.flush(); err != nil {
+	if err := w.finish(); err != nil {
 		return res, err
 	}
 	log.WithFields(logrus.Fields{
@@ -336,7 +337,10 @@ func (ix *mappingIndex) reason(course int64, module string) string {
 	return store.ReasonUnmapped
 }
 
-// writer accumulates changes and writes them in batches.
+// writer accumulates changes and writes them in batches. The batches are
+// written in order by one goroutine while the merge goes on reading the
+// sorted streams, so reading and writing overlap; at most two batches wait
+// in memory besides the one being filled.
 type writer struct {
 	ctx context.Context
 	st  *store.Store
@@ -345,6 +349,33 @@ type writer struct {
 	// dump is the run of the current extract: absences are counted once
 	// per extract.
 	dump string
+
+	out    chan *store.StageChanges // batches for the writing goroutine
+	done   chan struct{}            // closed when the writing goroutine ends
+	failed chan struct{}            // closed when a batch failed
+	err    error                    // the first error, read after failed is closed
+}
+
+func newWriter(ctx context.Context, st *store.Store, dry bool, dump string) *writer {
+	w := &writer{ctx: ctx, st: st, dry: dry, ch: newChanges(), dump: dump}
+	if dry {
+		return w
+	}
+	out := make(chan *store.StageChanges, 1)
+	w.out, w.done, w.failed = out, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(w.done)
+		for c := range out {
+			if w.err != nil {
+				continue // drain: the merge stops at its next flush
+			}
+			if err := st.ApplyStage(ctx, c); err != nil {
+				w.err = fmt.Errorf("write staged changes: %w", err)
+				close(w.failed)
+			}
+		}
+	}()
+	return w
 }
 
 func newChanges() *store.StageChanges {
@@ -398,14 +429,52 @@ func (w *writer) maybeFlush() error {
 	return w.flush()
 }
 
+// flush hands the batch to the writing goroutine. It fails with the
+// goroutine's error once a batch failed: nothing is written after it.
 func (w *writer) flush() error {
-	if !w.dry {
-		if err := w.st.ApplyStage(w.ctx, w.ch); err != nil {
-			return fmt.Errorf("write staged changes: %w", err)
-		}
+	if w.dry || w.ch.Len() == 0 {
+		w.ch = newChanges()
+		return nil
+	}
+	select {
+	case <-w.failed:
+		return w.err
+	case w.out <- w.ch:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
 	}
 	w.ch = newChanges()
 	return nil
+}
+
+// finish writes the last batch and waits until every batch is written.
+func (w *writer) finish() error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if w.dry {
+		return nil
+	}
+	close(w.out)
+	w.out = nil
+	<-w.done
+	select {
+	case <-w.failed:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// stop ends the writing goroutine when Run returns early; batches already
+// handed over are still written (each in its own transaction, as before).
+func (w *writer) stop() {
+	if w.dry || w.out == nil {
+		return
+	}
+	close(w.out)
+	w.out = nil
+	<-w.done
 }
 
 // cursor is the part of store.Cursor the merge needs.
@@ -434,6 +503,18 @@ func merge[T any](a, b cursor[T], cmp func(x, y T) int, onlyA, onlyB func(T) err
 		}
 		if err != nil {
 			return err
+		}
+		// A stream cut short by an error must not make the other's
+		// remaining rows look unmatched.
+		if !okA {
+			if err := a.Err(); err != nil {
+				return err
+			}
+		}
+		if !okB {
+			if err := b.Err(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := a.Err(); err != nil {
@@ -469,26 +550,47 @@ func cmpGroup(a, b store.GroupRow) int {
 	return strings.Compare(a.GroupCode, b.GroupCode)
 }
 
-func cmpMember(a, b store.MemberRow) int {
-	if c := cmpInt(a.CourseID, b.CourseID); c != 0 {
-		return c
-	}
-	for _, p := range [][2]string{{a.ModuleCode, b.ModuleCode}, {a.GroupCode, b.GroupCode}, {a.Role, b.Role}, {a.CMISID, b.CMISID}} {
-		if c := strings.Compare(p[0], p[1]); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
+func cmpMember(a, b store.MemberRow) int { return store.CompareMembers(a, b) }
 
 // maxName is Moodle's limit on group and grouping names.
 const maxName = 254
 
 func render(tmpl, module, moduleName, group, groupName string) string {
-	s := strings.NewReplacer("{module}", module, "{modulename}", moduleName, "{group}", group, "{groupname}", groupName).Replace(tmpl)
+	s := expand(tmpl, module, moduleName, group, groupName)
 	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) > maxName {
 		s = string([]rune(s)[:maxName])
 	}
 	return s
+}
+
+// expand replaces the placeholders of tmpl in one pass, as a
+// strings.Replacer of the four would (a value is never expanded again),
+// without building one per name.
+func expand(tmpl, module, moduleName, group, groupName string) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	ph := [...]struct{ key, val string }{{"{module}", module}, {"{modulename}", moduleName}, {"{group}", group}, {"{groupname}", groupName}}
+	var b strings.Builder
+	b.Grow(len(tmpl) + len(module) + len(moduleName) + len(group) + len(groupName))
+	for i := 0; i < len(tmpl); {
+		if tmpl[i] == '{' {
+			matched := false
+			for _, p := range ph {
+				if strings.HasPrefix(tmpl[i:], p.key) {
+					b.WriteString(p.val)
+					i += len(p.key)
+					matched = true
+					break
+				}
+			}
+			if matched {
+				continue
+			}
+		}
+		b.WriteByte(tmpl[i])
+		i++
+	}
+	return b.String()
 }

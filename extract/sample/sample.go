@@ -52,6 +52,16 @@ func Large() Spec {
 	return Spec{Seed: 1, Courses: 5000, ModulesPerCourse: 4, GroupsPerModule: 3, StudentsPerGroup: 15, TutorsPerGroup: 1, SharedModules: 4000}
 }
 
+// XL is a dataset the size of the largest CMIS site: 14,000 mapped
+// courses (56,000 mappings of 44,800 modules), 112,000 groups, 1,456,000
+// student and 168,000 tutor memberships, in the proportions of Large (a
+// module in four courses out of five shared with another course, 2 or 3
+// groups a module) with groups of 13 students on average; staged, that is
+// 140,000 groups and about 2,030,000 memberships.
+func XL() Spec {
+	return Spec{Seed: 1, Courses: 14000, ModulesPerCourse: 4, GroupsPerModule: 3, StudentsPerGroup: 13, TutorsPerGroup: 1, SharedModules: 11200}
+}
+
 // Dataset is the generated data. The view rows hold values in the order of
 // the staging dump columns.
 type Dataset struct {

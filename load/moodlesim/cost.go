@@ -38,6 +38,10 @@ type CostModel struct {
 	// Workers bounds the calls handled at once, as a site's PHP workers
 	// do (0: no bound). Calls beyond it queue, as they would.
 	Workers int
+	// Latency is waited before answering every call, on top of the
+	// scaled charge: a fixed per-call latency, the same for every
+	// function, against which a client's concurrency can be judged.
+	Latency time.Duration
 }
 
 // ReferenceCosts is the cost model of the reference's latency table (a

@@ -1130,11 +1130,25 @@ func getUsersByField(c *callCtx, p map[string]any) (any, *wsError) {
 		values = append(values, cv)
 	}
 	ids := make([]int, 0)
-	for id, u := range c.st.users {
+	if field == "id" {
+		for id, u := range c.st.users {
+			for _, v := range values {
+				if match(u, v) {
+					ids = append(ids, id)
+					break
+				}
+			}
+		}
+	} else {
+		// The index finds the users a value may match as sqlEq compares;
+		// match decides, as it would over every user.
+		seen := map[int]bool{}
 		for _, v := range values {
-			if match(u, v) {
-				ids = append(ids, id)
-				break
+			for _, id := range c.st.usersByKey(field, v) {
+				if u := c.st.users[id]; u != nil && !seen[id] && match(u, v) {
+					seen[id] = true
+					ids = append(ids, id)
+				}
 			}
 		}
 	}

@@ -356,7 +356,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.function != "" {
 		d := s.opts.Costs.charge(req.function, req.items, req.fields)
 		s.work.add(req.function, req.items, d, req.refused)
-		if scaled := time.Duration(float64(d) * s.opts.Costs.Scale); scaled > 0 && !s.wait(r.Context(), scaled) {
+		if scaled := time.Duration(float64(d)*s.opts.Costs.Scale) + s.opts.Costs.Latency; scaled > 0 && !s.wait(r.Context(), scaled) {
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -251,6 +252,12 @@ type state struct {
 	inTx bool     // a transaction is open
 	undo []func() // the open transaction's inverse changes, oldest first
 
+	// userIndex finds users by idnumber, username or email: field -> the
+	// value's foldKey -> user ids. Built at the first lookup, dropped when
+	// a user is added or removed, so a lookup costs what it asks for, not
+	// the size of the site (Moodle has indexes on these columns).
+	userIndex map[string]map[string][]int
+
 	// groupCache is Moodle's per-course group cache (cache.go): course ->
 	// its entry, absent until read. It is outside the transaction.
 	groupCache   map[int]*groupData
@@ -270,6 +277,38 @@ func newState() *state {
 		groupGroupings:  map[int]map[int]bool{},
 		groupCache:      map[int]*groupData{},
 	}
+}
+
+// usersByKey returns the users whose field may equal v under sqlEq: those
+// with the same foldKey.
+func (st *state) usersByKey(field, v string) []int {
+	if st.userIndex == nil {
+		st.userIndex = map[string]map[string][]int{"idnumber": {}, "username": {}, "email": {}}
+		for id, u := range st.users {
+			for f, x := range map[string]string{"idnumber": u.idnumber, "username": u.username, "email": u.email} {
+				k := foldKey(x)
+				st.userIndex[f][k] = append(st.userIndex[f][k], id)
+			}
+		}
+	}
+	return st.userIndex[field][foldKey(v)]
+}
+
+// foldKey maps strings that sqlEq finds equal to the same key: trailing
+// spaces cut, each rune replaced by the smallest of its case-folding orbit
+// (the runes strings.EqualFold takes for equal).
+func foldKey(s string) string {
+	s = strings.TrimRight(s, " ")
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }
 
 // sqlEq compares two strings as MariaDB's utf8mb4_unicode_ci does for "=":

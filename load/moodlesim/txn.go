@@ -101,7 +101,8 @@ func (st *state) editCourse(c *courseRec, edit func(c *courseRec)) {
 // insertUser stores a new user record.
 func (st *state) insertUser(u *userRec) {
 	st.users[u.id] = u
-	st.record(func() { delete(st.users, u.id) })
+	st.userIndex = nil
+	st.record(func() { delete(st.users, u.id); st.userIndex = nil })
 }
 
 // putEnrolment stores a user's enrolment in a course (nil removes it). e

@@ -29,6 +29,12 @@ type dialect struct {
 	skipDuplicates func(firstCol string) string
 	// concat joins string expressions.
 	concat func(parts ...string) string
+	// updateJoin builds an UPDATE of table joined by id to nrows rows of
+	// values, given as placeholders in the order id, cols..., row after
+	// row, and seen as a table v with columns v_id and cols: set assigns
+	// from them ("moodleuserid = v.v_uid") and where adds conditions on
+	// table's row (" AND toadd = 1").
+	updateJoin func(table string, cols []string, nrows int, set, where string) string
 	// bulk says the engine can load rows with LOAD DATA LOCAL INFILE and
 	// swap tables with one atomic RENAME TABLE (MySQL and MariaDB).
 	bulk bool
@@ -67,6 +73,20 @@ var sqliteDialect = dialect{
 	emptyTable:     func(table string) string { return "DELETE FROM " + table },
 	skipDuplicates: func(string) string { return " ON CONFLICT DO NOTHING" },
 	concat:         func(parts ...string) string { return strings.Join(parts, " || ") },
+	// A VALUES list named by a WITH clause, and UPDATE ... FROM.
+	updateJoin: func(table string, cols []string, nrows int, set, where string) string {
+		var b strings.Builder
+		b.WriteString("WITH v(v_id, " + strings.Join(cols, ", ") + ") AS (VALUES ")
+		one := "(" + placeholders(len(cols)+1) + ")"
+		for k := 0; k < nrows; k++ {
+			if k > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+		}
+		b.WriteString(") UPDATE " + table + " SET " + set + " FROM v WHERE " + table + ".id = v.v_id" + where)
+		return b.String()
+	},
 	isDuplicate: func(err error) bool {
 		// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 		var se *sqlite.Error
@@ -134,9 +154,23 @@ var mysqlDialect = dialect{
 	// over-long values, as errors.
 	skipDuplicates: func(firstCol string) string { return " ON DUPLICATE KEY UPDATE " + firstCol + " = " + firstCol },
 	concat:         func(parts ...string) string { return "CONCAT(" + strings.Join(parts, ", ") + ")" },
-	bulk:           true,
-	isDuplicate:    func(err error) bool { return mysqlErrno(err) == errDuplicateEntry },
-	isDeadlock:     func(err error) bool { return mysqlErrno(err) == errDeadlock },
+	// A derived table of SELECTs joined to the table (UPDATE ... JOIN).
+	updateJoin: func(table string, cols []string, nrows int, set, where string) string {
+		var b strings.Builder
+		b.WriteString("UPDATE " + table + " JOIN (SELECT ? AS v_id")
+		for _, c := range cols {
+			b.WriteString(", ? AS " + c)
+		}
+		more := " UNION ALL SELECT " + placeholders(len(cols)+1)
+		for k := 1; k < nrows; k++ {
+			b.WriteString(more)
+		}
+		b.WriteString(") v ON " + table + ".id = v.v_id SET " + set + " WHERE 1=1" + where)
+		return b.String()
+	},
+	bulk:        true,
+	isDuplicate: func(err error) bool { return mysqlErrno(err) == errDuplicateEntry },
+	isDeadlock:  func(err error) bool { return mysqlErrno(err) == errDeadlock },
 	isContention: func(err error) bool {
 		n := mysqlErrno(err)
 		return n == errDeadlock || n == errLockWait

@@ -63,27 +63,45 @@ var readerSeq atomic.Uint64
 // skipped row; anything else is an error and the batch is rolled back, so
 // the outcome matches the INSERT path's.
 func (s *Store) loadRows(ctx context.Context, t DumpTable, rows [][]string) (int64, error) {
-	name := "cmissync-" + string(t) + "-" + strconv.FormatUint(readerSeq.Add(1), 10)
-	mysql.RegisterReaderHandler(name, func() io.Reader { return &tsvReader{rows: rows} })
-	defer mysql.DeregisterReaderHandler(name)
-	// Hex literals keep the separators right whatever the sql_mode
-	// (NO_BACKSLASH_ESCAPES changes what '\t' means in a string literal).
-	q := "LOAD DATA LOCAL INFILE 'Reader::" + name + "' IGNORE INTO TABLE " + t.shadow() +
-		" CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' (" +
-		strings.Join(t.Columns(), ", ") + ")"
 	var added int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("load data into %s: %w", t.shadow(), err)
-		}
-		if added, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("load data into %s: %w", t.shadow(), err)
+		var err error
+		if added, err = loadData(ctx, tx, t.shadow(), t.Columns(), rows, true); err != nil {
+			return err
 		}
 		return checkLoadWarnings(ctx, tx, t, rows, int64(len(rows))-added)
 	})
 	if err != nil {
 		return 0, err
+	}
+	return added, nil
+}
+
+// loadData streams rows (values in cols order) into table with LOAD DATA
+// LOCAL INFILE on tx and returns how many the server added; ignore adds
+// IGNORE, which LOCAL implies anyway (a duplicate key skips the row with a
+// warning). The caller reads the warnings: only diagnostic statements may
+// run before that (a SELECT would clear them).
+func loadData(ctx context.Context, tx *sql.Tx, table string, cols []string, rows [][]string, ignore bool) (int64, error) {
+	name := "cmissync-" + table + "-" + strconv.FormatUint(readerSeq.Add(1), 10)
+	mysql.RegisterReaderHandler(name, func() io.Reader { return &tsvReader{rows: rows} })
+	defer mysql.DeregisterReaderHandler(name)
+	mode := " "
+	if ignore {
+		mode = " IGNORE "
+	}
+	// Hex literals keep the separators right whatever the sql_mode
+	// (NO_BACKSLASH_ESCAPES changes what '\t' means in a string literal).
+	q := "LOAD DATA LOCAL INFILE 'Reader::" + name + "'" + mode + "INTO TABLE " + table +
+		" CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' (" +
+		strings.Join(cols, ", ") + ")"
+	res, err := tx.ExecContext(ctx, q)
+	if err != nil {
+		return 0, fmt.Errorf("load data into %s: %w", table, err)
+	}
+	added, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("load data into %s: %w", table, err)
 	}
 	return added, nil
 }

@@ -83,11 +83,10 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 	}
 	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, d := range done {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+idcol+` = ?, moodlename = ?, adopted = CASE WHEN ? THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-				d.MoodleID, d.Name, d.Adopted, d.RowID); err != nil {
-				return fmt.Errorf("record %s %d: %w", table, d.RowID, err)
-			}
+		if err := s.updateJoin(ctx, tx, table, []string{"v_mid", "v_name", "v_adopted"}, len(done), func(i int) (int64, []any) {
+			return done[i].RowID, []any{done[i].MoodleID, done[i].Name, done[i].Adopted}
+		}, idcol+` = v.v_mid, moodlename = v.v_name, adopted = CASE WHEN v.v_adopted THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record created in %s: %w", table, err)
 		}
 		if table == TableGroupings {
 			// Groups of a (re)created grouping must be assigned to it again.
@@ -107,10 +106,10 @@ func (s *Store) RecordRenamed(ctx context.Context, table string, done []Created,
 		return fmt.Errorf("record renamed: unknown table %q", table)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, d := range done {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET moodlename = ?, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP WHERE id = ?`, d.Name, d.RowID); err != nil {
-				return fmt.Errorf("record rename %s %d: %w", table, d.RowID, err)
-			}
+		if err := s.updateJoin(ctx, tx, table, []string{"v_name"}, len(done), func(i int) (int64, []any) {
+			return done[i].RowID, []any{done[i].Name}
+		}, `moodlename = v.v_name, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record renamed in %s: %w", table, err)
 		}
 		return insertAudit(ctx, tx, audit)
 	})
@@ -150,15 +149,10 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ?, owned = ?, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, a := range added {
-			if _, err := stmt.ExecContext(ctx, a.MoodleUserID, a.Owned, a.ID); err != nil {
-				return fmt.Errorf("record member %d: %w", a.ID, err)
-			}
+		if err := s.updateJoin(ctx, tx, TableMembers, []string{"v_uid", "v_owned"}, len(added), func(i int) (int64, []any) {
+			return added[i].ID, []any{added[i].MoodleUserID, added[i].Owned}
+		}, `moodleuserid = v.v_uid, owned = v.v_owned, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+			return fmt.Errorf("record members added: %w", err)
 		}
 		return insertAudit(ctx, tx, audit)
 	})
@@ -377,18 +371,53 @@ func (s *Store) RecordIntent(ctx context.Context, members []AddedMember) error {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE cmis_groupmembers SET moodleuserid = ? WHERE id = ? AND toadd = 1`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, m := range members {
-			if _, err := stmt.ExecContext(ctx, m.MoodleUserID, m.ID); err != nil {
-				return fmt.Errorf("record intent for member %d: %w", m.ID, err)
-			}
+		if err := s.updateJoin(ctx, tx, TableMembers, []string{"v_uid"}, len(members), func(i int) (int64, []any) {
+			return members[i].ID, []any{members[i].MoodleUserID}
+		}, `moodleuserid = v.v_uid`, ` AND toadd = 1`); err != nil {
+			return fmt.Errorf("record intent: %w", err)
 		}
 		return nil
 	})
+}
+
+// rowsPerJoin bounds the rows of one updateJoin statement below both
+// engines' placeholder limits.
+const rowsPerJoin = 500
+
+// updateJoin updates rows of table by id from values given per row, with
+// one UPDATE per chunk of rows joined to the list of values as a table v:
+// row(i) returns the id and the values named by cols (each named "v_...",
+// so that no name is ambiguous with table's), set assigns from them
+// (e.g. "moodleuserid = v.v_uid") and where adds conditions on table's
+// row (" AND toadd = 1"). Where an id comes more than once, its last
+// values count, as they would with one UPDATE per row.
+//
+// The statement is the dialect's updateJoin.
+func (s *Store) updateJoin(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) (int64, []any), set, where string) error {
+	last := make(map[int64]int, n)
+	for i := 0; i < n; i++ {
+		id, _ := row(i)
+		last[id] = i
+	}
+	order := make([]int, 0, len(last))
+	for i := 0; i < n; i++ {
+		if id, _ := row(i); last[id] == i {
+			order = append(order, i)
+		}
+	}
+	for start := 0; start < len(order); start += rowsPerJoin {
+		part := order[start:min(start+rowsPerJoin, len(order))]
+		args := make([]any, 0, len(part)*(len(cols)+1))
+		for _, i := range part {
+			id, vals := row(i)
+			args = append(append(args, id), vals...)
+		}
+		query := s.d.updateJoin(table, cols, len(part), set, where)
+		if _, err := q.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("update %s: %w", table, err)
+		}
+	}
+	return nil
 }
 
 // RespectRemovals records memberships someone removed in Moodle by hand

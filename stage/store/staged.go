@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -216,10 +219,11 @@ ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (GroupingRow, error
 // DesiredGroups streams one row per (course, module, group), sorted.
 func (s *Store) DesiredGroups(ctx context.Context, f Filter) (*Cursor[GroupRow], error) {
 	where, args := f.clause("m.moodle_id")
+	// See DesiredMembers for the CROSS JOIN and the order by m.modulecode.
 	return query(ctx, s.db, `SELECT m.moodle_id, g.modulecode, g.groupcode, g.modulename, g.groupname
-FROM mapped_modules m JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+FROM mapped_modules m CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
 WHERE `+activeMapping+where+`
-ORDER BY m.moodle_id, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (GroupRow, error) {
+ORDER BY m.moodle_id, m.modulecode, g.groupcode`, args, func(r *sql.Rows) (GroupRow, error) {
 		var g GroupRow
 		err := r.Scan(&g.CourseID, &g.ModuleCode, &g.GroupCode, &g.ModuleName, &g.GroupName)
 		return g, err
@@ -228,22 +232,128 @@ ORDER BY m.moodle_id, g.modulecode, g.groupcode`, args, func(r *sql.Rows) (Group
 
 // DesiredMembers streams the students and tutors of every desired group,
 // sorted by (course, module, group, role, CMIS id).
+//
+// No engine sorts the members: each role's rows come in the order of the
+// mappings' (course, module) index, which both engines follow without a
+// sort of the rows joined to them (MySQL sorts the mappings alone; SQLite's
+// CROSS JOIN, an inner join that keeps its left table outermost, walks
+// them by index), and the rows of one mapping are sorted here, one mapping
+// at a time, so memory is bounded by the largest module. The students'
+// and the tutors' streams are then merged. Each group is looked up once,
+// not once per member: its members are the range of the dump's key under
+// it.
 func (s *Store) DesiredMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
 	where, args := f.clause("m.moodle_id")
-	sel := func(table, role, idcol string) string {
-		return `SELECT m.moodle_id AS courseid, d.modulecode AS modulecode, d.groupcode AS groupcode, '` + role + `' AS role, d.` + idcol + ` AS cmisid
-FROM ` + table + ` d
-JOIN mapped_modules m ON m.modulecode = d.modulecode
-JOIN cmis_groups_dump g ON g.modulecode = d.modulecode AND g.groupcode = d.groupcode
-WHERE ` + activeMapping + where
+	open := func(table, role, idcol string) (*Cursor[MemberRow], error) {
+		c, err := query(ctx, s.db, `SELECT m.moodle_id, d.modulecode, d.groupcode, d.`+idcol+`
+FROM mapped_modules m
+CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+CROSS JOIN `+table+` d ON d.modulecode = g.modulecode AND d.groupcode = g.groupcode
+WHERE `+activeMapping+where+`
+ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (MemberRow, error) {
+			m := MemberRow{Role: role}
+			err := r.Scan(&m.CourseID, &m.ModuleCode, &m.GroupCode, &m.CMISID)
+			return m, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return sortBlocks(c, func(a, b MemberRow) bool { return a.CourseID == b.CourseID && a.ModuleCode == b.ModuleCode }, CompareMembers), nil
 	}
-	q := sel("cmis_groupmembers_dump", RoleStudent, "studentid") + "\nUNION ALL\n" + sel("cmis_tutgroupmembers_dump", RoleTutor, "staffid") +
-		"\nORDER BY courseid, modulecode, groupcode, role, cmisid"
-	return query(ctx, s.db, q, append(append([]any{}, args...), args...), func(r *sql.Rows) (MemberRow, error) {
-		var m MemberRow
-		err := r.Scan(&m.CourseID, &m.ModuleCode, &m.GroupCode, &m.Role, &m.CMISID)
-		return m, err
-	})
+	students, err := open("cmis_groupmembers_dump", RoleStudent, "studentid")
+	if err != nil {
+		return nil, err
+	}
+	tutors, err := open("cmis_tutgroupmembers_dump", RoleTutor, "staffid")
+	if err != nil {
+		students.Close()
+		return nil, err
+	}
+	return mergeCursors(students, tutors, CompareMembers), nil
+}
+
+// CompareMembers orders memberships as DesiredMembers and StagedMembers
+// stream them: by course, then module, group, role and CMIS id, compared
+// as bytes.
+func CompareMembers(a, b MemberRow) int {
+	if a.CourseID != b.CourseID {
+		if a.CourseID < b.CourseID {
+			return -1
+		}
+		return 1
+	}
+	for _, p := range [...][2]string{{a.ModuleCode, b.ModuleCode}, {a.GroupCode, b.GroupCode}, {a.Role, b.Role}, {a.CMISID, b.CMISID}} {
+		if c := strings.Compare(p[0], p[1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// sortBlocks streams c's rows with each run of rows that sameBlock puts
+// together sorted by cmp, holding one run at a time.
+func sortBlocks[T any](c *Cursor[T], sameBlock func(a, b T) bool, cmp func(a, b T) int) *Cursor[T] {
+	var (
+		buf     []T
+		pos     int
+		next    T
+		hasNext bool
+	)
+	return &Cursor[T]{
+		next: func() (T, bool) {
+			if pos < len(buf) {
+				pos++
+				return buf[pos-1], true
+			}
+			clear(buf)
+			buf, pos = buf[:0], 0
+			if !hasNext {
+				if !c.Next() {
+					var zero T
+					return zero, false
+				}
+				next = c.Value()
+			}
+			buf = append(buf, next)
+			hasNext = false
+			for c.Next() {
+				if v := c.Value(); sameBlock(buf[0], v) {
+					buf = append(buf, v)
+				} else {
+					next, hasNext = v, true
+					break
+				}
+			}
+			slices.SortStableFunc(buf, cmp)
+			pos = 1
+			return buf[0], true
+		},
+		errFn:   c.Err,
+		closeFn: c.Close,
+	}
+}
+
+// mergeCursors merges two streams sorted by cmp.
+func mergeCursors[T any](a, b *Cursor[T], cmp func(x, y T) int) *Cursor[T] {
+	okA, okB := a.Next(), b.Next()
+	return &Cursor[T]{
+		next: func() (T, bool) {
+			switch {
+			case okA && (!okB || cmp(a.Value(), b.Value()) <= 0):
+				v := a.Value()
+				okA = a.Next()
+				return v, true
+			case okB:
+				v := b.Value()
+				okB = b.Next()
+				return v, true
+			}
+			var zero T
+			return zero, false
+		},
+		errFn:   func() error { return errors.Join(a.Err(), b.Err()) },
+		closeFn: func() error { return errors.Join(a.Close(), b.Close()) },
+	}
 }
 
 // groupingColsOf lists cmis_groupings columns, each qualified by prefix
@@ -361,7 +471,9 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 	if c.Len() == 0 {
 		return nil
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(txn *sql.Tx) error {
+		tx := &stmtCache{tx: txn}
+		defer tx.close()
 		if err := insertRows(ctx, tx, TableGroupings, []string{"courseid", "modulecode", "idnumber", "name", "toadd"}, len(c.NewGroupings), func(i int) []any {
 			g := c.NewGroupings[i]
 			return []any{g.CourseID, g.ModuleCode, g.IDNumber, g.Name, 1}
@@ -374,10 +486,7 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}); err != nil {
 			return err
 		}
-		if err := insertRows(ctx, tx, TableMembers, []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}, len(c.NewMembers), func(i int) []any {
-			m := c.NewMembers[i]
-			return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
-		}); err != nil {
+		if err := s.insertMembers(ctx, tx, c.NewMembers); err != nil {
 			return err
 		}
 		for table, ms := range c.MarkDelete {
@@ -420,6 +529,91 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 		}
 		return nil
 	})
+}
+
+// newMemberCols are the columns ApplyStage sets on a new membership.
+var newMemberCols = []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}
+
+// insertMembers inserts new memberships flagged toadd. On MySQL they go
+// through LOAD DATA LOCAL INFILE, streamed from memory as the extract's
+// rows are (see loadRows), and through multi-row INSERTs when the server
+// refuses it. LOAD DATA LOCAL skips a duplicate key or cuts a value with a
+// warning where an INSERT fails: any warning, or a row not added, fails the
+// batch, so both ways keep the same contract.
+func (s *Store) insertMembers(ctx context.Context, tx *stmtCache, ms []MemberRow) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	if s.d.bulk {
+		err := loadMembers(ctx, tx.tx, ms)
+		if !refusedLoadData(err) {
+			return err
+		}
+	}
+	return insertRows(ctx, tx, TableMembers, newMemberCols, len(ms), func(i int) []any {
+		m := ms[i]
+		return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
+	})
+}
+
+func loadMembers(ctx context.Context, tx *sql.Tx, ms []MemberRow) error {
+	rows := make([][]string, len(ms))
+	cells := make([]string, 6*len(ms))
+	for i, m := range ms {
+		r := cells[6*i : 6*i+6 : 6*i+6]
+		r[0], r[1], r[2], r[3], r[4], r[5] = strconv.FormatInt(m.CourseID, 10), m.ModuleCode, m.GroupCode, m.Role, m.CMISID, "1"
+		rows[i] = r
+	}
+	added, err := loadData(ctx, tx, TableMembers, newMemberCols, rows, false)
+	if err != nil {
+		return err
+	}
+	var warnings int64
+	if err := tx.QueryRowContext(ctx, "SHOW COUNT(*) WARNINGS").Scan(&warnings); err != nil {
+		return fmt.Errorf("load data into %s: count warnings: %w", TableMembers, err)
+	}
+	if added != int64(len(ms)) || warnings != 0 {
+		return fmt.Errorf("load data into %s: %d of %d rows added with %d warnings; nothing of this batch was kept", TableMembers, added, len(ms), warnings)
+	}
+	return nil
+}
+
+// stmtCache is a transaction that prepares each statement text once and
+// reuses it: a batch of stage changes runs the same multi-row INSERT many
+// times, which SQLite would otherwise parse, and MySQL prepare and close,
+// every time.
+type stmtCache struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, ok := c.stmts[query]
+	if !ok {
+		var err error
+		if st, err = c.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		if c.stmts == nil {
+			c.stmts = map[string]*sql.Stmt{}
+		}
+		c.stmts[query] = st
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.tx.QueryContext(ctx, query, args...)
+}
+
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
 }
 
 // OwnsAnything reports whether staging records any grouping or group that
@@ -470,12 +664,17 @@ func updateIDs(ctx context.Context, q querier, prefix string, ids []int64, lead 
 	return nil
 }
 
-// Cursor streams typed rows from a query.
+// Cursor streams typed rows from a query, or from other cursors.
 type Cursor[T any] struct {
 	rows *sql.Rows
 	scan func(*sql.Rows) (T, error)
 	cur  T
 	err  error
+	// next, errFn and closeFn stand for rows and scan in a cursor made
+	// of others.
+	next    func() (T, bool)
+	errFn   func() error
+	closeFn func() error
 }
 
 func query[T any](ctx context.Context, q querier, sqlText string, args []any, scan func(*sql.Rows) (T, error)) (*Cursor[T], error) {
@@ -488,6 +687,11 @@ func query[T any](ctx context.Context, q querier, sqlText string, args []any, sc
 
 // Next advances to the next row.
 func (c *Cursor[T]) Next() bool {
+	if c.next != nil {
+		var ok bool
+		c.cur, ok = c.next()
+		return ok
+	}
 	if c.err != nil || !c.rows.Next() {
 		return false
 	}
@@ -500,6 +704,9 @@ func (c *Cursor[T]) Value() T { return c.cur }
 
 // Err reports the first error met while reading.
 func (c *Cursor[T]) Err() error {
+	if c.errFn != nil {
+		return c.errFn()
+	}
 	if c.err != nil {
 		return c.err
 	}
@@ -507,7 +714,12 @@ func (c *Cursor[T]) Err() error {
 }
 
 // Close releases the cursor.
-func (c *Cursor[T]) Close() error { return c.rows.Close() }
+func (c *Cursor[T]) Close() error {
+	if c.closeFn != nil {
+		return c.closeFn()
+	}
+	return c.rows.Close()
+}
 
 // all reads every row of a query into a slice.
 func all[T any](ctx context.Context, q querier, sqlText string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
