@@ -333,11 +333,17 @@ func sortBlocks[T any](c *Cursor[T], sameBlock func(a, b T) bool, cmp func(a, b 
 	}
 }
 
-// mergeCursors merges two streams sorted by cmp.
+// mergeCursors merges two streams sorted by cmp. It ends as soon as
+// either stream is cut short by an error: the other's rows must not go on
+// alone.
 func mergeCursors[T any](a, b *Cursor[T], cmp func(x, y T) int) *Cursor[T] {
 	okA, okB := a.Next(), b.Next()
 	return &Cursor[T]{
 		next: func() (T, bool) {
+			if (!okA && a.Err() != nil) || (!okB && b.Err() != nil) {
+				var zero T
+				return zero, false
+			}
 			switch {
 			case okA && (!okB || cmp(a.Value(), b.Value()) <= 0):
 				v := a.Value()
