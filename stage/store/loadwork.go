@@ -83,7 +83,9 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 	}
 	idcol := map[string]string{TableGroups: "moodlegroupid", TableGroupings: "moodlegroupingid"}[table]
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.updateJoin(ctx, tx, table, []string{"v_mid", "v_name", "v_adopted"}, len(done), func(i int) (int64, []any) {
+		q := &stmtCache{tx: tx} // the same statements, many times
+		defer q.close()
+		if err := s.updateJoin(ctx, q, table, []string{"v_mid", "v_name", "v_adopted"}, len(done), func(i int) (int64, []any) {
 			return done[i].RowID, []any{done[i].MoodleID, done[i].Name, done[i].Adopted}
 		}, idcol+` = v.v_mid, moodlename = v.v_name, adopted = CASE WHEN v.v_adopted THEN 1 ELSE adopted END, toadd = 0, torename = 0, attempts = 0, last_error = ''`+extra+`, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
 			return fmt.Errorf("record created in %s: %w", table, err)
@@ -91,12 +93,12 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 		if table == TableGroupings {
 			// Groups of a (re)created grouping must be assigned to it again.
 			for _, d := range done {
-				if _, err := tx.ExecContext(ctx, `UPDATE cmis_groups_course SET assigned = 0 WHERE (courseid, modulecode) IN (SELECT courseid, modulecode FROM cmis_groupings WHERE id = ?)`, d.RowID); err != nil {
+				if _, err := q.ExecContext(ctx, `UPDATE cmis_groups_course SET assigned = 0 WHERE (courseid, modulecode) IN (SELECT courseid, modulecode FROM cmis_groupings WHERE id = ?)`, d.RowID); err != nil {
 					return fmt.Errorf("reset assignments: %w", err)
 				}
 			}
 		}
-		return insertAudit(ctx, tx, audit)
+		return insertAudit(ctx, q, audit)
 	})
 }
 
@@ -106,12 +108,14 @@ func (s *Store) RecordRenamed(ctx context.Context, table string, done []Created,
 		return fmt.Errorf("record renamed: unknown table %q", table)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.updateJoin(ctx, tx, table, []string{"v_name"}, len(done), func(i int) (int64, []any) {
+		q := &stmtCache{tx: tx} // the same statements, many times
+		defer q.close()
+		if err := s.updateJoin(ctx, q, table, []string{"v_name"}, len(done), func(i int) (int64, []any) {
 			return done[i].RowID, []any{done[i].Name}
 		}, `moodlename = v.v_name, torename = 0, attempts = 0, last_error = '', updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
 			return fmt.Errorf("record renamed in %s: %w", table, err)
 		}
-		return insertAudit(ctx, tx, audit)
+		return insertAudit(ctx, q, audit)
 	})
 }
 
@@ -149,22 +153,26 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.updateJoin(ctx, tx, TableMembers, []string{"v_uid", "v_owned"}, len(added), func(i int) (int64, []any) {
+		q := &stmtCache{tx: tx} // the same statements, many times
+		defer q.close()
+		if err := s.updateJoin(ctx, q, TableMembers, []string{"v_uid", "v_owned"}, len(added), func(i int) (int64, []any) {
 			return added[i].ID, []any{added[i].MoodleUserID, added[i].Owned}
 		}, `moodleuserid = v.v_uid, owned = v.v_owned, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
 			return fmt.Errorf("record members added: %w", err)
 		}
-		return insertAudit(ctx, tx, audit)
+		return insertAudit(ctx, q, audit)
 	})
 }
 
 // DropMembers deletes staged memberships (after their removal from Moodle).
 func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := updateIDs(ctx, tx, `DELETE FROM cmis_groupmembers WHERE id IN `, ids); err != nil {
+		q := &stmtCache{tx: tx} // the same statements, many times
+		defer q.close()
+		if err := updateIDs(ctx, q, `DELETE FROM cmis_groupmembers WHERE id IN `, ids); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, audit)
+		return insertAudit(ctx, q, audit)
 	})
 }
 

