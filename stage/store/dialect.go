@@ -66,7 +66,10 @@ var sqliteDialect = dialect{
 		// failing.
 		db, err := sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 		if err == nil {
-			db.SetMaxOpenConns(4)
+			// A stage reads three sorted streams while its writer writes:
+			// two more connections leave room for the run lock's heartbeat
+			// and a reader such as status.
+			db.SetMaxOpenConns(6)
 		}
 		return db, err
 	},
