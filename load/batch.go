@@ -76,18 +76,24 @@ func bisect[T, R any](ctx context.Context, items []T, send func(context.Context,
 	case len(items) == 1 || moodle.IsTransient(err):
 		// A transient error says nothing about which item is bad: report
 		// the whole batch; it is retried next run.
-		for _, it := range items {
-			if ferr := failed(it, err); ferr != nil {
-				return ferr
-			}
-		}
-		return nil
+		return failEach(items, err, failed)
 	}
 	mid := len(items) / 2
 	if err := bisect(ctx, items[:mid], send, ok, failed); err != nil {
 		return err
 	}
 	return bisect(ctx, items[mid:], send, ok, failed)
+}
+
+// failEach reports every item as failed with err, stopping at the first
+// error failed returns.
+func failEach[T any](items []T, err error, failed func(T, error) error) error {
+	for _, it := range items {
+		if ferr := failed(it, err); ferr != nil {
+			return ferr
+		}
+	}
+	return nil
 }
 
 // forEach runs fn for each item, up to workers at a time, and returns the

@@ -152,11 +152,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 		case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
 			return err
 		case moodle.IsTransient(err):
-			for _, it := range b {
-				if ferr := failed(it, err); ferr != nil {
-					return ferr
-				}
-			}
+			return failEach(b, err, failed)
 		case len(b) == 1:
 			return alone(b[0], err)
 		default:
@@ -190,12 +186,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 			case moodle.IsFatal(err), ctx.Err() != nil, !isMoodleError(err):
 				return err
 			case moodle.IsTransient(err):
-				for _, it := range items {
-					if ferr := failed(it, err); ferr != nil {
-						return ferr
-					}
-				}
-				return nil
+				return failEach(items, err, failed)
 			}
 		}
 		if len(items) <= tryAloneUpTo {
@@ -211,12 +202,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 			if moodle.IsFatal(err) || ctx.Err() != nil {
 				return err
 			}
-			for _, it := range items {
-				if ferr := failed(it, err); ferr != nil {
-					return ferr
-				}
-			}
-			return nil
+			return failEach(items, err, failed)
 		}
 		var rest []*Item
 		for _, it := range items {

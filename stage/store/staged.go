@@ -742,3 +742,28 @@ func all[T any](ctx context.Context, q querier, sqlText string, args []any, scan
 	}
 	return out, c.Err()
 }
+
+// keyed reads a query of two columns, a key and its value, into a map.
+func keyed[K comparable, V any](ctx context.Context, q querier, sqlText string, args []any) (map[K]V, error) {
+	c, err := query(ctx, q, sqlText, args, func(r *sql.Rows) (struct {
+		k K
+		v V
+	}, error) {
+		var kv struct {
+			k K
+			v V
+		}
+		err := r.Scan(&kv.k, &kv.v)
+		return kv, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out := map[K]V{}
+	for c.Next() {
+		kv := c.Value()
+		out[kv.k] = kv.v
+	}
+	return out, c.Err()
+}

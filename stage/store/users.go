@@ -14,26 +14,9 @@ import (
 // and made again in Moodle), the highest id wins: Moodle numbers accounts in
 // the order they are made, so it is the newest.
 func (s *Store) KnownUsers(ctx context.Context) (map[string]int64, error) {
-	rows, err := all(ctx, s.db, `SELECT cmisid, MAX(moodleuserid) FROM cmis_groupmembers
-WHERE moodleuserid IS NOT NULL AND toadd = 0 GROUP BY cmisid`, nil, func(r *sql.Rows) (struct {
-		id  string
-		uid int64
-	}, error) {
-		var x struct {
-			id  string
-			uid int64
-		}
-		err := r.Scan(&x.id, &x.uid)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read known users: %w", err)
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		out[r.id] = r.uid
-	}
-	return out, nil
+	out, err := keyed[string, int64](ctx, s.db, `SELECT cmisid, MAX(moodleuserid) FROM cmis_groupmembers
+WHERE moodleuserid IS NOT NULL AND toadd = 0 GROUP BY cmisid`, nil)
+	return out, wrap(err, "read known users")
 }
 
 // MarkWaiting records memberships whose person is not enrolled in the
@@ -58,25 +41,8 @@ func (s *Store) DumpRun(ctx context.Context) (string, error) {
 // FrozenCourses returns the courses recorded as frozen (no writes), with
 // the reason each was frozen for.
 func (s *Store) FrozenCourses(ctx context.Context) (map[int64]string, error) {
-	rows, err := all(ctx, s.db, `SELECT courseid, reason FROM cmissync_frozen_courses`, nil, func(r *sql.Rows) (struct {
-		id     int64
-		reason string
-	}, error) {
-		var x struct {
-			id     int64
-			reason string
-		}
-		err := r.Scan(&x.id, &x.reason)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read frozen courses: %w", err)
-	}
-	out := make(map[int64]string, len(rows))
-	for _, r := range rows {
-		out[r.id] = r.reason
-	}
-	return out, nil
+	out, err := keyed[int64, string](ctx, s.db, `SELECT courseid, reason FROM cmissync_frozen_courses`, nil)
+	return out, wrap(err, "read frozen courses")
 }
 
 // SetFrozen records a course as frozen for a reason, or, with an empty
