@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
@@ -140,6 +141,27 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	if err != nil {
 		return res, err
 	}
+	// A first stage of the courses: every desired membership is new, and
+	// is staged without leaving the database. Where the engine takes
+	// several writers at once (MySQL), the groupings and groups are staged
+	// meanwhile.
+	type bulk struct {
+		n     int64
+		first bool
+		err   error
+	}
+	bulkDone := make(chan bulk, 1)
+	stageAll := func() {
+		n, first, err := st.StageAllMembers(ctx, opts.Filter, opts.DryRun)
+		bulkDone <- bulk{n, first, err}
+	}
+	if st.ConcurrentWriters() {
+		go stageAll()
+	} else {
+		stageAll()
+	}
+	members := sync.OnceValue(func() bulk { return <-bulkDone })
+	defer members()
 	w := newWriter(ctx, st, opts.DryRun, dump)
 	defer w.stop()
 
@@ -206,6 +228,12 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	}
 
 	// Memberships.
+	if b := members(); b.err != nil {
+		return res, b.err
+	} else if b.first {
+		res.Members.Add = b.n
+		return res, finishRun(w, res, opts, log)
+	}
 	dm, err := st.DesiredMembers(ctx, opts.Filter)
 	if err != nil {
 		return res, fmt.Errorf("read desired members: %w", err)
@@ -239,8 +267,13 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 	if err != nil {
 		return res, fmt.Errorf("stage members: %w", err)
 	}
+	return res, finishRun(w, res, opts, log)
+}
+
+// finishRun writes the last changes and logs what the run did.
+func finishRun(w *writer, res Result, opts Options, log logrus.FieldLogger) error {
 	if err := w.finish(); err != nil {
-		return res, err
+		return err
 	}
 	log.WithFields(logrus.Fields{
 		"groupings_add": res.Groupings.Add, "groupings_delete": res.Groupings.Delete,
@@ -248,7 +281,7 @@ func Run(ctx context.Context, st *store.Store, opts Options, log logrus.FieldLog
 		"members_add": res.Members.Add, "members_delete": res.Members.Delete,
 		"bad_mappings": len(res.BadMappings), "dry_run": opts.DryRun,
 	}).Info("stage finished")
-	return res, nil
+	return nil
 }
 
 // mappingIndex says, per (course, module), what mapped_modules asks for.

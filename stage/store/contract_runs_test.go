@@ -495,6 +495,7 @@ func TestContractErrorsReported(t *testing.T) {
 		"StagedGroupings":  func(st *store.Store) error { _, err := st.StagedGroupings(ctx, f); return err },
 		"StagedGroups":     func(st *store.Store) error { _, err := st.StagedGroups(ctx, f); return err },
 		"StagedMembers":    func(st *store.Store) error { _, err := st.StagedMembers(ctx, f); return err },
+		"StageAllMembers":  func(st *store.Store) error { _, _, err := st.StageAllMembers(ctx, f, false); return err },
 		"StartStep":        func(st *store.Store) error { _, err := st.StartStep(ctx, "r", "s"); return err },
 		"Unpark":           func(st *store.Store) error { _, err := st.Unpark(ctx, f); return err },
 		"UpsertMapping":    func(st *store.Store) error { return st.UpsertMapping(ctx, store.Mapping{CourseID: 1, ModuleCode: "M"}) },

@@ -1393,8 +1393,40 @@ func TestContractDesired(t *testing.T) {
 		for _, m := range collect(t, c3, err) {
 			got = append(got, fmt.Sprintf("%d/%s/%s/%s/%s", m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID))
 		}
-		if want := "1/M1/G1/student/s1 1/M1/G1/student/s2 1/M1/G1/tutor/t1 1/M1/G2/student/s3 2/M1/G1/student/s1 2/M1/G1/student/s2 2/M1/G1/tutor/t1 2/M1/G2/student/s3 4/M3/G1/student/s5"; strings.Join(got, " ") != want {
+		want := "1/M1/G1/student/s1 1/M1/G1/student/s2 1/M1/G1/tutor/t1 1/M1/G2/student/s3 2/M1/G1/student/s1 2/M1/G1/student/s2 2/M1/G1/tutor/t1 2/M1/G2/student/s3 4/M3/G1/student/s5"
+		if strings.Join(got, " ") != want {
 			t.Errorf("DesiredMembers = %s\nwant %s", strings.Join(got, " "), want)
+		}
+
+		// StageAllMembers stages the same rows, flagged toadd, course by
+		// course while none is staged; a dry run only counts them.
+		stageAll := func(dry bool, wantN int64, wantFirst bool, courses ...int64) {
+			t.Helper()
+			n, first, err := st.StageAllMembers(ctx, store.Filter{Courses: courses}, dry)
+			if err != nil || n != wantN || first != wantFirst {
+				t.Fatalf("StageAllMembers(%v, dry %v) = %d, %v, %v; want %d, %v", courses, dry, n, first, err, wantN, wantFirst)
+			}
+		}
+		stagedMembers := func() string {
+			var out []string
+			for _, m := range readStaged(t, st, store.Filter{}).members {
+				if !m.ToAdd || m.ToDelete || m.MoodleUserID != 0 || m.WaitingRuns != 0 {
+					t.Errorf("staged member %+v: want a new row flagged toadd alone", m)
+				}
+				out = append(out, fmt.Sprintf("%d/%s/%s/%s/%s", m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID))
+			}
+			return strings.Join(out, " ")
+		}
+		stageAll(true, 4, true, 2)
+		if got := stagedMembers(); got != "" {
+			t.Fatalf("a dry StageAllMembers staged %s", got)
+		}
+		stageAll(false, 4, true, 2)
+		stageAll(false, 0, false, 2)
+		stageAll(false, 0, false) // course 2 is staged: not a first stage
+		stageAll(false, 5, true, 1, 4)
+		if got := stagedMembers(); got != want {
+			t.Errorf("after StageAllMembers, staged members = %s\nwant %s", got, want)
 		}
 	})
 }

@@ -35,6 +35,15 @@ type dialect struct {
 	// from them ("moodleuserid = v.v_uid") and where adds conditions on
 	// table's row (" AND toadd = 1").
 	updateJoin func(table string, cols []string, nrows int, set, where string) string
+	// concurrentWriters says several transactions may write at once
+	// (MySQL); SQLite takes one writer at a time, and the others wait.
+	concurrentWriters bool
+	// copyRows are the options of a transaction that copies rows from
+	// table to table with INSERT ... SELECT (nil: the defaults). MySQL's
+	// default, REPEATABLE READ, locks every row read; READ COMMITTED
+	// reads a consistent snapshot without locking, and the run lock keeps
+	// other writers out.
+	copyRows *sql.TxOptions
 	// bulk says the engine can load rows with LOAD DATA LOCAL INFILE and
 	// swap tables with one atomic RENAME TABLE (MySQL and MariaDB).
 	bulk bool
@@ -123,7 +132,9 @@ func mysqlErrno(err error) uint16 {
 }
 
 var mysqlDialect = dialect{
-	name: EngineMySQL,
+	name:              EngineMySQL,
+	concurrentWriters: true,
+	copyRows:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	connect: func(dsn string) (*sql.DB, error) {
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {

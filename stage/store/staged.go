@@ -243,13 +243,9 @@ ORDER BY m.moodle_id, m.modulecode, g.groupcode`, args, func(r *sql.Rows) (Group
 // not once per member: its members are the range of the dump's key under
 // it.
 func (s *Store) DesiredMembers(ctx context.Context, f Filter) (*Cursor[MemberRow], error) {
-	where, args := f.clause("m.moodle_id")
-	open := func(table, role, idcol string) (*Cursor[MemberRow], error) {
-		c, err := query(ctx, s.db, `SELECT m.moodle_id, d.modulecode, d.groupcode, d.`+idcol+`
-FROM mapped_modules m
-CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
-CROSS JOIN `+table+` d ON d.modulecode = g.modulecode AND d.groupcode = g.groupcode
-WHERE `+activeMapping+where+`
+	open := func(role string) (*Cursor[MemberRow], error) {
+		sqlText, args := desiredMembers(role, "", f)
+		c, err := query(ctx, s.db, sqlText+`
 ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (MemberRow, error) {
 			m := MemberRow{Role: role}
 			err := r.Scan(&m.CourseID, &m.ModuleCode, &m.GroupCode, &m.CMISID)
@@ -260,16 +256,78 @@ ORDER BY m.moodle_id, m.modulecode`, args, func(r *sql.Rows) (MemberRow, error) 
 		}
 		return sortBlocks(c, func(a, b MemberRow) bool { return a.CourseID == b.CourseID && a.ModuleCode == b.ModuleCode }, CompareMembers), nil
 	}
-	students, err := open("cmis_groupmembers_dump", RoleStudent, "studentid")
+	students, err := open(RoleStudent)
 	if err != nil {
 		return nil, err
 	}
-	tutors, err := open("cmis_tutgroupmembers_dump", RoleTutor, "staffid")
+	tutors, err := open(RoleTutor)
 	if err != nil {
 		students.Close()
 		return nil, err
 	}
 	return mergeCursors(students, tutors, CompareMembers), nil
+}
+
+// desiredMembers is the query of the desired memberships of one role, with
+// extra columns after the four DesiredMembers scans (course, module, group,
+// CMIS id).
+func desiredMembers(role, extra string, f Filter) (string, []any) {
+	table, idcol := "cmis_groupmembers_dump", "studentid"
+	if role == RoleTutor {
+		table, idcol = "cmis_tutgroupmembers_dump", "staffid"
+	}
+	where, args := f.clause("m.moodle_id")
+	return `SELECT m.moodle_id, d.modulecode, d.groupcode, d.` + idcol + extra + `
+FROM mapped_modules m
+CROSS JOIN cmis_groups_dump g ON g.modulecode = m.modulecode
+CROSS JOIN ` + table + ` d ON d.modulecode = g.modulecode AND d.groupcode = g.groupcode
+WHERE ` + activeMapping + where, args
+}
+
+// StageAllMembers stages every desired membership as new, flagged toadd,
+// in one transaction and with one INSERT ... SELECT per role, when no
+// membership of the filter's courses is staged yet (a first stage): the
+// rows never leave the database. It returns how many there are (counted,
+// not inserted, when dry) and first = false, having changed nothing, when
+// memberships are staged already: the caller merges them as usual.
+func (s *Store) StageAllMembers(ctx context.Context, f Filter, dry bool) (n int64, first bool, err error) {
+	err = s.inTxWith(ctx, s.d.copyRows, func(tx *sql.Tx) error {
+		where, args := f.clause("courseid")
+		var one int
+		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+TableMembers+` WHERE 1 = 1`+where+` LIMIT 1`, args...).Scan(&one); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		first = true
+		for _, role := range []string{RoleStudent, RoleTutor} {
+			if dry {
+				sqlText, args := desiredMembers(role, "", f)
+				var c int64
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+sqlText+`) x`, args...).Scan(&c); err != nil {
+					return fmt.Errorf("count desired %s memberships: %w", role, err)
+				}
+				n += c
+				continue
+			}
+			sqlText, args := desiredMembers(role, ", ?, 1", f)
+			r, err := tx.ExecContext(ctx, `INSERT INTO `+TableMembers+` (courseid, modulecode, groupcode, cmisid, role, toadd) `+sqlText, append([]any{role}, args...)...)
+			if err != nil {
+				return fmt.Errorf("stage %s memberships: %w", role, err)
+			}
+			c, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += c
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return n, first, nil
 }
 
 // CompareMembers orders memberships as DesiredMembers and StagedMembers

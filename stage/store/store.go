@@ -79,13 +79,23 @@ func (s *Store) Engine() string { return s.d.name }
 // staging (status). Pipeline code uses the typed methods.
 func (s *Store) DB() *sql.DB { return s.db }
 
+// ConcurrentWriters reports whether transactions of the engine write at
+// once (MySQL) rather than one after the other (SQLite): work on different
+// tables gains from running side by side only where they do.
+func (s *Store) ConcurrentWriters() bool { return s.d.concurrentWriters }
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
 // inTx runs fn in a transaction, committing on success and rolling back on
 // error or panic.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.inTxWith(ctx, nil, fn)
+}
+
+// inTxWith is inTx with options for the transaction (nil: the defaults).
+func (s *Store) inTxWith(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
