@@ -80,7 +80,7 @@ func newInstitutionLatency(tb testing.TB, spec sample.Spec, notEnrolledEvery int
 	for _, r := range append(append([][]string{}, in.d.Members...), in.d.Tutors...) {
 		people[r[0]] = append(people[r[0]], r[2])
 	}
-	in.st = storetest.Open(tb, store.EngineSQLite)
+	in.st = storetest.Open(tb, benchEngine())
 	seen := map[[2]int]bool{}
 	for _, m := range in.d.Mappings {
 		c := courseID[m.CourseShortName]
@@ -217,11 +217,14 @@ func (in *institution) night(name string, opts load.Options) nightReport {
 
 // fourNights runs a first load (1% of memberships held back), a night
 // that adds them, a night that removes another 1%, and a night with no
-// change.
-func (in *institution) fourNights(opts load.Options) []nightReport {
+// change; or, firstOnly, the first load alone.
+func (in *institution) fourNights(opts load.Options, firstOnly bool) []nightReport {
 	all := in.d.Members
 	in.extract(every(all, 100, 3))
 	first := in.night("first", opts)
+	if firstOnly {
+		return []nightReport{first}
+	}
 	in.extract(all)
 	adds := in.night("additions", opts)
 	in.extract(every(all, 100, 7))
@@ -242,7 +245,7 @@ func TestMoodleTimeFollowsChanges(t *testing.T) {
 	}
 	spec := sample.Spec{Seed: 3, Courses: 120, ModulesPerCourse: 3, GroupsPerModule: 3, StudentsPerGroup: 15, TutorsPerGroup: 1, SharedModules: 60}
 	in := newInstitution(t, spec, 400, 0)
-	nights := in.fourNights(load.Options{})
+	nights := in.fourNights(load.Options{}, false)
 	for _, n := range nights {
 		t.Log(n)
 	}
@@ -285,6 +288,11 @@ func TestMoodleTimeFollowsChanges(t *testing.T) {
 // anything but waiting for Moodle (staging, planning, the simulator's own
 // work): the wall time of the same first load on a second institution
 // whose simulator answers at once, over first_s.
+//
+// CMISSYNC_BENCH_STAGING=mysql stages on MariaDB (CMISSYNC_TEST_MYSQL_DSN)
+// instead of SQLite; CMISSYNC_BENCH_NIGHTS=1 runs the first load alone;
+// CMISSYNC_TEST_LOG=debug logs how long each part of the plan and each
+// phase of the load took.
 func BenchmarkLoadLarge(b *testing.B) { benchLoad(b, sample.Large()) }
 
 // BenchmarkLoadXL is BenchmarkLoadLarge on the XL institution (14,000
@@ -324,7 +332,11 @@ func benchLoad(b *testing.B, spec sample.Spec) {
 	}
 	in := newInstitutionLatency(b, spec, 1000, scale, latency)
 	b.ResetTimer()
-	nights := in.fourNights(opts)
+	nights := in.fourNights(opts, os.Getenv("CMISSYNC_BENCH_NIGHTS") == "1")
+	if first := nights[0].res; first.MembersAdded < int64(len(in.members))/2 {
+		// A benchmark of a load that adds nobody measures nothing.
+		b.Fatalf("the first load added %d of %d memberships: %+v", first.MembersAdded, len(in.members), first.Map())
+	}
 	for _, n := range nights {
 		in.report(b, n)
 	}
@@ -383,4 +395,13 @@ func (in *institution) report(b *testing.B, n nightReport) {
 	b.ReportMetric(float64(n.work[moodle.FnEnrolledUsers].Calls), name+"_enrolment_reads")
 	b.ReportMetric(n.wall.Seconds(), name+"_s")
 	b.Logf("%s  writes %d calls (minimum %d); %+v", n, writes, minimum, res.Map())
+}
+
+// benchEngine is the staging engine of the load benchmarks:
+// CMISSYNC_BENCH_STAGING (sqlite, the default, or mysql).
+func benchEngine() string {
+	if e := os.Getenv("CMISSYNC_BENCH_STAGING"); e != "" {
+		return e
+	}
+	return store.EngineSQLite
 }

@@ -130,9 +130,11 @@ func (l *loader) execute(ctx context.Context) error {
 		if len(items) == 0 {
 			continue
 		}
+		start := time.Now()
 		if err := p.run(ctx, items); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
+		l.log.WithFields(logrus.Fields{"phase": p.name, "items": len(items), "seconds": time.Since(start).Seconds()}).Debug("load phase done")
 	}
 	return nil
 }

@@ -239,10 +239,16 @@ func toFields(m map[string]int64) map[string]any {
 func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, si moodle.SiteInfo, log logrus.FieldLogger) (*Plan, error) {
 	p := &Plan{Offline: opts.Offline, Courses: []*CoursePlan{}, Reads: map[string]int{}}
 	coursesByField, usersByField := si.Has(moodle.FnCoursesByField), si.Has(moodle.FnUsersByField)
+	lapped := time.Now()
+	lap := func(what string) {
+		log.WithFields(logrus.Fields{"part": what, "seconds": time.Since(lapped).Seconds()}).Debug("plan part done")
+		lapped = time.Now()
+	}
 	courses, err := readStaging(ctx, st, opts.Filter)
 	if err != nil {
 		return p, err
 	}
+	lap("read staging")
 	made, err := st.Enrolments(ctx, opts.Filter)
 	if err != nil {
 		return p, err
@@ -276,6 +282,7 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 			return p, fmt.Errorf("read Moodle's state: %w", err)
 		}
 	}
+	lap("read Moodle")
 	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}, recorded: recorded,
 		inCourse: map[int64]map[string]bool{}, enrols: map[enrolKey]*Item{}, canEnrol: si.Has(moodle.FnManualEnrolUsers)}
 	p.Courses = append(p.Courses, frozen...)
@@ -295,6 +302,7 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		p.ownedMembers += cs.ownedMembers
 	}
+	lap("plan courses")
 	if err := recallAdoptions(ctx, st, p); err != nil {
 		return p, err
 	}
@@ -304,6 +312,7 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 			return p, err
 		}
 	}
+	lap("resolve users")
 	for _, cp := range p.Courses {
 		if len(b.pending[cp.CourseID]) == 0 && !opts.RemoveUnseenMembers {
 			continue
@@ -314,6 +323,7 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		b.resolve(cp, audit)
 	}
+	lap("audit ownership")
 	for _, cp := range p.Courses {
 		b.releases(cp)
 	}

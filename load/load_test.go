@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"testing"
 
@@ -19,9 +20,17 @@ import (
 
 const token = "load-test-token"
 
+// quiet is the tests' logger: silent, or, with CMISSYNC_TEST_LOG=debug
+// (or another logrus level), logging to stderr.
 func quiet() logrus.FieldLogger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
+	if v := os.Getenv("CMISSYNC_TEST_LOG"); v != "" {
+		if lvl, err := logrus.ParseLevel(v); err == nil {
+			l.SetOutput(os.Stderr)
+			l.SetLevel(lvl)
+		}
+	}
 	return l
 }
 
@@ -559,6 +568,42 @@ func TestSameUserInTwoRolesKeepsMembershipWhileOneRoleRemains(t *testing.T) {
 		}
 		if res := f.load(); res.Writes() != 0 {
 			t.Fatalf("rerun wrote: %+v", res)
+		}
+	})
+}
+
+// TestAdditionsInWaves: additions to more groups than a few read-back
+// calls take go in waves, each read back and recorded while the next is
+// sent; every member lands, is recorded, and each group is read back once.
+func TestAdditionsInWaves(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine string) {
+		const groups, members = 300, 2
+		f := newFixture(t, engine, groups, members, moodlesim.Options{MaxInputVars: 40})
+		perRead := f.mc.Capacity(moodle.VarsPerReadByID)
+		if groups <= 4*perRead {
+			t.Fatalf("%d groups fit in one wave of %d: the test needs several", groups, 4*perRead)
+		}
+		f.sim.ResetCalls()
+		res := f.loadWith(load.Options{Concurrency: 3})
+		if res.MembersAdded != groups*members || len(res.Failures) != 0 {
+			t.Fatalf("load: %+v, failures %+v", res.Map(), res.Failures)
+		}
+		for idn, ms := range f.members() {
+			if len(ms) != members {
+				t.Errorf("group %s has %d members, want %d", idn, len(ms), members)
+			}
+		}
+		// Each wave's groups are read back with as few calls as they take.
+		waves := (groups + 4*perRead - 1) / (4 * perRead)
+		if got, most := f.sim.Calls()[moodle.FnGroupMembers], (groups+perRead-1)/perRead+waves; got > most {
+			t.Errorf("%d read-back calls for %d groups in %d waves, want at most %d", got, groups, waves, most)
+		}
+		var pending int
+		if err := f.st.DB().QueryRow(`SELECT COUNT(*) FROM cmis_groupmembers WHERE toadd = 1 OR moodleuserid IS NULL`).Scan(&pending); err != nil || pending != 0 {
+			t.Fatalf("%d memberships not recorded (%v)", pending, err)
+		}
+		if res := f.load(); res.Writes() != 0 {
+			t.Fatalf("rerun wrote: %+v", res.Map())
 		}
 	})
 }

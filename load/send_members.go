@@ -53,11 +53,64 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	l.count(&l.res.MembersFound, int64(len(found)))
 
 	adds = l.ready(l.gate.pass(adds))
-	sent, err := l.sendAdds(ctx, adds)
-	if err != nil {
-		return err
+	// The additions go in waves of as many groups as readsPerWave
+	// read-back calls take. A wave is read back and recorded while the
+	// next is sent, so that staging's work on one overlaps Moodle's on the
+	// other; one of the load's Concurrency slots is the read-back's
+	// meanwhile.
+	var verifying chan error
+	for _, wave := range waves(adds, readsPerWave*l.mc.Capacity(moodle.VarsPerReadByID)) {
+		workers := l.opts.Concurrency
+		if verifying != nil && workers > 1 {
+			workers--
+		}
+		sent, err := l.sendAdds(ctx, wave, workers)
+		if verifying != nil {
+			err = errors.Join(err, <-verifying)
+		}
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		go func() { done <- l.verifyAdds(ctx, sent, 1) }()
+		verifying = done
 	}
-	in, unknown, err := l.readBack(ctx, sent)
+	if verifying != nil {
+		return <-verifying
+	}
+	return nil
+}
+
+// readsPerWave is how many read-back calls a wave of additions takes:
+// each wave ends with a part-filled add call and read-back call, so waves
+// are several calls long; the last wave's recording is not overlapped, so
+// they are not many calls long.
+const readsPerWave = 4
+
+// waves cuts additions into runs of at most size groups, each group's
+// additions in one wave (they come group after group).
+func waves(adds []*Item, size int) [][]*Item {
+	var out [][]*Item
+	start, groups := 0, 0
+	for i, it := range adds {
+		if i > 0 && it.obj != adds[i-1].obj {
+			if groups++; groups == size {
+				out = append(out, adds[start:i])
+				start, groups = i, 0
+			}
+		}
+	}
+	if start < len(adds) {
+		out = append(out, adds[start:])
+	}
+	return out
+}
+
+// verifyAdds reads back the groups of members Moodle accepted, with up to
+// workers calls at a time, and records those found there; the others are
+// reported as not verified.
+func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) error {
+	in, unknown, err := l.readBack(ctx, sent, workers)
 	if err != nil {
 		return err
 	}
@@ -93,19 +146,21 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 //
 // So a member who is not enrolled costs a few calls, never a read of every
 // course with members to add.
-func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
+func (l *loader) sendAdds(ctx context.Context, adds []*Item, workers int) ([]*Item, error) {
 	var mu sync.Mutex
 	var sent, refused []*Item
+	// The intent survives a crash after Moodle applied an add: the next
+	// run finds the member there and knows cmissync put them. It is
+	// recorded for the whole wave, in one transaction, before its first
+	// call.
+	intent := make([]store.AddedMember, len(adds))
+	for i, it := range adds {
+		intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
+	}
+	if err := l.st.RecordIntent(ctx, intent); err != nil {
+		return nil, err
+	}
 	send := func(ctx context.Context, b []*Item) error {
-		// The intent survives a crash after Moodle applied the add: the
-		// next run finds the member there and knows cmissync put them.
-		intent := make([]store.AddedMember, len(b))
-		for i, it := range b {
-			intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
-		}
-		if err := l.st.RecordIntent(ctx, intent); err != nil {
-			return err
-		}
 		return l.mc.AddMembers(ctx, pairsOf(b))
 	}
 	accepted := func(b []*Item) {
@@ -144,7 +199,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 		first = append(first, []*Item{it})
 	}
 	// First pass: the batches as made, not split.
-	err := forEach(ctx, l.opts.Concurrency, first, func(ctx context.Context, b []*Item) error {
+	err := forEach(ctx, workers, first, func(ctx context.Context, b []*Item) error {
 		err := send(ctx, b)
 		switch {
 		case err == nil:
@@ -175,7 +230,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 		byCourse[it.CourseID] = append(byCourse[it.CourseID], it)
 	}
 	sortInt64(courses)
-	err = forEach(ctx, l.opts.Concurrency, courses, func(ctx context.Context, course int64) error {
+	err = forEach(ctx, workers, courses, func(ctx context.Context, course int64) error {
 		items := byCourse[course]
 		if len(courses) > 1 {
 			err := send(ctx, items)
@@ -264,7 +319,7 @@ func (l *loader) notVerified(ctx context.Context, it *Item, function, message st
 // set of (group, user). A group deleted meanwhile reads as empty. Items of
 // groups that could not be read are reported as not verified and listed in
 // unknown.
-func (l *loader) readBack(ctx context.Context, sent []*Item) (in map[moodle.Pair]bool, unknown map[*Item]bool, err error) {
+func (l *loader) readBack(ctx context.Context, sent []*Item, workers int) (in map[moodle.Pair]bool, unknown map[*Item]bool, err error) {
 	unknown = map[*Item]bool{}
 	if len(sent) == 0 {
 		return map[moodle.Pair]bool{}, unknown, nil
@@ -273,7 +328,7 @@ func (l *loader) readBack(ctx context.Context, sent []*Item) (in map[moodle.Pair
 	for _, it := range sent {
 		owner[it.obj.live.id] = it.CourseID
 	}
-	res, err := membersByID(ctx, l.mc, l.opts.Concurrency, sortedIDs(owner), nil)
+	res, err := membersByID(ctx, l.mc, workers, sortedIDs(owner), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -322,7 +377,7 @@ func (l *loader) removeMembers(ctx context.Context, items []*Item) error {
 	if err != nil {
 		return err
 	}
-	in, unknown, err := l.readBack(ctx, sent)
+	in, unknown, err := l.readBack(ctx, sent, l.opts.Concurrency)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func (s *Store) RecordEnrolments(ctx context.Context, es []Enrolment, audit []Au
 				return fmt.Errorf("record enrolment of user %d in course %d: %w", e.UserID, e.CourseID, err)
 			}
 		}
-		return insertAudit(ctx, tx, audit)
+		return s.insertAudit(ctx, tx, audit)
 	})
 }
 
@@ -84,6 +84,6 @@ func (s *Store) ForgetEnrolments(ctx context.Context, es []Enrolment, audit []Au
 				return fmt.Errorf("forget enrolment of user %d in course %d: %w", e.UserID, e.CourseID, err)
 			}
 		}
-		return insertAudit(ctx, tx, audit)
+		return s.insertAudit(ctx, tx, audit)
 	})
 }

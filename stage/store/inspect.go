@@ -371,7 +371,7 @@ func (s *Store) ForgetCourse(ctx context.Context, courseID int64, audit AuditEnt
 			}
 		}
 		audit.CourseID = courseID
-		return insertAudit(ctx, tx, []AuditEntry{audit})
+		return s.insertAudit(ctx, tx, []AuditEntry{audit})
 	})
 	return c, err
 }

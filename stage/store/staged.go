@@ -598,46 +598,80 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 // newMemberCols are the columns ApplyStage sets on a new membership.
 var newMemberCols = []string{"courseid", "modulecode", "groupcode", "role", "cmisid", "toadd"}
 
-// insertMembers inserts new memberships flagged toadd. On MySQL they go
-// through LOAD DATA LOCAL INFILE, streamed from memory as the extract's
-// rows are (see loadRows), and through multi-row INSERTs when the server
-// refuses it. LOAD DATA LOCAL skips a duplicate key or cuts a value with a
-// warning where an INSERT fails: any warning, or a row not added, fails the
-// batch, so both ways keep the same contract.
-func (s *Store) insertMembers(ctx context.Context, tx *stmtCache, ms []MemberRow) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	if s.d.bulk {
-		err := loadMembers(ctx, tx.tx, ms)
-		if !refusedLoadData(err) {
-			return err
-		}
-	}
-	return insertRows(ctx, tx, TableMembers, newMemberCols, len(ms), func(i int) []any {
+// insertMembers inserts new memberships flagged toadd.
+func (s *Store) insertMembers(ctx context.Context, tx querier, ms []MemberRow) error {
+	return s.insertMany(ctx, tx, TableMembers, newMemberCols, len(ms), func(i int) []any {
 		m := ms[i]
 		return []any{m.CourseID, m.ModuleCode, m.GroupCode, m.Role, m.CMISID, 1}
 	})
 }
 
-func loadMembers(ctx context.Context, tx *sql.Tx, ms []MemberRow) error {
-	rows := make([][]string, len(ms))
-	cells := make([]string, 6*len(ms))
-	for i, m := range ms {
-		r := cells[6*i : 6*i+6 : 6*i+6]
-		r[0], r[1], r[2], r[3], r[4], r[5] = strconv.FormatInt(m.CourseID, 10), m.ModuleCode, m.GroupCode, m.Role, m.CMISID, "1"
+// bulkAt is how many rows make insertMany load them with LOAD DATA where
+// the engine has it: below, the multi-row INSERTs cost no more.
+const bulkAt = 1000
+
+// insertMany is insertRows for many rows. On MySQL they go through LOAD
+// DATA LOCAL INFILE, streamed from memory as the extract's rows are (see
+// loadRows), and through multi-row INSERTs when the server refuses it.
+// LOAD DATA LOCAL skips a duplicate key or cuts a value with a warning
+// where an INSERT fails: any warning, or a row not added, fails the batch,
+// so both ways keep the same contract. Values are int64, int, bool or
+// string.
+func (s *Store) insertMany(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	if tx := txOf(q); s.d.bulk && n >= bulkAt && tx != nil {
+		err := loadChecked(ctx, tx, table, cols, n, row)
+		if !refusedLoadData(err) {
+			return err
+		}
+	}
+	return insertRows(ctx, q, table, cols, n, row)
+}
+
+// txOf is the transaction a querier runs in (nil: none).
+func txOf(q querier) *sql.Tx {
+	switch q := q.(type) {
+	case *sql.Tx:
+		return q
+	case *stmtCache:
+		return q.tx
+	}
+	return nil
+}
+
+func loadChecked(ctx context.Context, tx *sql.Tx, table string, cols []string, n int, row func(i int) []any) error {
+	rows := make([][]string, n)
+	cells := make([]string, len(cols)*n)
+	for i := range rows {
+		r := cells[len(cols)*i : len(cols)*(i+1) : len(cols)*(i+1)]
+		for j, v := range row(i) {
+			switch v := v.(type) {
+			case int64:
+				r[j] = strconv.FormatInt(v, 10)
+			case int:
+				r[j] = strconv.Itoa(v)
+			case bool:
+				r[j] = map[bool]string{false: "0", true: "1"}[v]
+			case string:
+				r[j] = v
+			default:
+				return fmt.Errorf("load data into %s: column %s: cannot load a %T", table, cols[j], v)
+			}
+		}
 		rows[i] = r
 	}
-	added, err := loadData(ctx, tx, TableMembers, newMemberCols, rows, false)
+	added, err := loadData(ctx, tx, table, cols, rows, false)
 	if err != nil {
 		return err
 	}
 	var warnings int64
 	if err := tx.QueryRowContext(ctx, "SHOW COUNT(*) WARNINGS").Scan(&warnings); err != nil {
-		return fmt.Errorf("load data into %s: count warnings: %w", TableMembers, err)
+		return fmt.Errorf("load data into %s: count warnings: %w", table, err)
 	}
-	if added != int64(len(ms)) || warnings != 0 {
-		return fmt.Errorf("load data into %s: %d of %d rows added with %d warnings; nothing of this batch was kept", TableMembers, added, len(ms), warnings)
+	if added != int64(n) || warnings != 0 {
+		return fmt.Errorf("load data into %s: %d of %d rows added with %d warnings; nothing of this batch was kept", table, added, n, warnings)
 	}
 	return nil
 }

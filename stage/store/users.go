@@ -57,7 +57,7 @@ func (s *Store) SetFrozen(ctx context.Context, courseID int64, reason string, au
 				return fmt.Errorf("freeze course %d: %w", courseID, err)
 			}
 		}
-		return insertAudit(ctx, tx, audit)
+		return s.insertAudit(ctx, tx, audit)
 	})
 }
 
