@@ -1590,6 +1590,40 @@ func TestContractLargeBatches(t *testing.T) {
 		if n, err := st.RetryWaiting(ctx, store.Filter{}); err != nil || n != int64(len(ids)) {
 			t.Fatalf("RetryWaiting = %d, %v; want %d", n, err, len(ids))
 		}
+		// The intent, then the record, of more members than one join
+		// statement takes, one of them given twice (its last values
+		// count), with as many audit rows.
+		var intent, recorded []store.AddedMember
+		var addAudit []store.AuditEntry
+		for i, m := range members {
+			intent = append(intent, store.AddedMember{ID: m.ID, MoodleUserID: int64(5000 + i)})
+			recorded = append(recorded, store.AddedMember{ID: m.ID, MoodleUserID: int64(5000 + i), Owned: i%3 != 0})
+			addAudit = append(addAudit, store.AuditEntry{RunID: "big", CourseID: 1, Object: "member", IDNumber: "g", UserID: int64(5000 + i), CMISID: m.CMISID, Action: "add", Detail: "tab\there"})
+		}
+		intent = append(intent, store.AddedMember{ID: members[0].ID, MoodleUserID: 4999})
+		if err := st.RecordIntent(ctx, intent); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range readStaged(t, st, store.Filter{}).members {
+			want := int64(5000 + i)
+			if i == 0 {
+				want = 4999
+			}
+			if m.MoodleUserID != want || !m.ToAdd {
+				t.Fatalf("after the intent, member %d: user %d, toadd %v; want %d, toadd", i, m.MoodleUserID, m.ToAdd, want)
+			}
+		}
+		if err := st.RecordMembersAdded(ctx, recorded, addAudit); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range readStaged(t, st, store.Filter{}).members {
+			if m.MoodleUserID != int64(5000+i) || m.ToAdd || m.Owned != (i%3 != 0) {
+				t.Fatalf("recorded member %d: %+v; want user %d, owned %v", i, m, 5000+i, i%3 != 0)
+			}
+		}
+		if got, err := st.Audit(ctx, 1, "big"); err != nil || len(got) != n || got[n-1].Detail != "tab\there" || got[n-1].CMISID != members[n-1].CMISID {
+			t.Fatalf("audit of the record: %d rows (%v), last %+v", len(got), err, got[len(got)-1])
+		}
 		var audit []store.AuditEntry
 		var members2 []store.AuditMember
 		for i := range marks {
@@ -1614,6 +1648,27 @@ func TestContractLargeBatches(t *testing.T) {
 		}
 		if left := readStaged(t, st, store.Filter{}).members; len(left) != 0 {
 			t.Fatalf("%d members left after dropping all", len(left))
+		}
+
+		// Groups created, more than one join statement takes.
+		var groups []store.GroupRow
+		for i := range n {
+			groups = append(groups, store.GroupRow{CourseID: 2, ModuleCode: module, GroupCode: fmt.Sprintf("G%05d", i), IDNumber: fmt.Sprintf("cmis:M1:G%05d", i), Name: "G"})
+		}
+		if err := st.ApplyStage(ctx, &store.StageChanges{NewGroups: groups}); err != nil {
+			t.Fatal(err)
+		}
+		var created []store.Created
+		for i, g := range readStaged(t, st, store.Filter{}).groups {
+			created = append(created, store.Created{RowID: g.ID, MoodleID: int64(9000 + i), Name: fmt.Sprintf("Group \t%d é", i), Adopted: i%2 == 0})
+		}
+		if err := st.RecordCreated(ctx, store.TableGroups, created, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range readStaged(t, st, store.Filter{}).groups {
+			if g.MoodleID != int64(9000+i) || g.MoodleName != fmt.Sprintf("Group \t%d é", i) || g.Adopted != (i%2 == 0) || g.ToAdd {
+				t.Fatalf("created group %d: %+v", i, g)
+			}
 		}
 	})
 }

@@ -35,6 +35,10 @@ type dialect struct {
 	// from them ("moodleuserid = v.v_uid") and where adds conditions on
 	// table's row (" AND toadd = 1").
 	updateJoin func(table string, cols []string, nrows int, set, where string) string
+	// tempJoin says updateJoin fills a temporary table and runs one
+	// UPDATE joined to it when the rows are many (MySQL), rather than a
+	// statement per rowsPerJoin rows.
+	tempJoin bool
 	// concurrentWriters says several transactions may write at once
 	// (MySQL); SQLite takes one writer at a time, and the others wait.
 	concurrentWriters bool
@@ -134,6 +138,7 @@ func mysqlErrno(err error) uint16 {
 var mysqlDialect = dialect{
 	name:              EngineMySQL,
 	concurrentWriters: true,
+	tempJoin:          true,
 	copyRows:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	connect: func(dsn string) (*sql.DB, error) {
 		cfg, err := mysql.ParseDSN(dsn)
