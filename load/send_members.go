@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/cmissync/cmissync/load/moodle"
 	"github.com/cmissync/cmissync/stage/store"
@@ -64,7 +67,9 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 		if verifying != nil && workers > 1 {
 			workers--
 		}
+		start := time.Now()
 		sent, err := l.sendAdds(ctx, wave, workers)
+		l.log.WithFields(logrus.Fields{"members": len(wave), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions sent")
 		if verifying != nil {
 			err = errors.Join(err, <-verifying)
 		}
@@ -110,10 +115,15 @@ func waves(adds []*Item, size int) [][]*Item {
 // workers calls at a time, and records those found there; the others are
 // reported as not verified.
 func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) error {
+	start := time.Now()
 	in, unknown, err := l.readBack(ctx, sent, workers)
 	if err != nil {
 		return err
 	}
+	read := time.Since(start)
+	defer func() {
+		l.log.WithFields(logrus.Fields{"members": len(sent), "read_seconds": read.Seconds(), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions read back and recorded")
+	}()
 	var added []store.AddedMember
 	var audit []store.AuditEntry
 	for _, it := range sent {
@@ -157,9 +167,11 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item, workers int) ([]*It
 	for i, it := range adds {
 		intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
 	}
+	start := time.Now()
 	if err := l.st.RecordIntent(ctx, intent); err != nil {
 		return nil, err
 	}
+	l.log.WithFields(logrus.Fields{"members": len(intent), "seconds": time.Since(start).Seconds()}).Debug("intent of a wave of additions recorded")
 	send := func(ctx context.Context, b []*Item) error {
 		return l.mc.AddMembers(ctx, pairsOf(b))
 	}
