@@ -25,6 +25,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -244,10 +245,30 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		log.WithFields(logrus.Fields{"part": what, "seconds": time.Since(lapped).Seconds()}).Debug("plan part done")
 		lapped = time.Now()
 	}
-	courses, err := readStaging(ctx, st, opts.Filter)
+	courses, err := readStagedObjects(ctx, st, opts.Filter)
 	if err != nil {
 		return p, err
 	}
+	// The memberships, the bulk of staging, are read while Moodle is.
+	membersCtx, cancelMembers := context.WithCancel(ctx)
+	membersRead := make(chan error, 1)
+	go func(courses []*courseStaging) {
+		membersRead <- readStagedMembers(membersCtx, st, opts.Filter, courses)
+	}(slices.Clone(courses)) // the plan sorts and filters its own list meanwhile
+	joined := false
+	joinMembers := func() error {
+		if joined {
+			return nil
+		}
+		joined = true
+		err := <-membersRead
+		lap("read staged memberships (after Moodle)")
+		return err
+	}
+	defer func() {
+		cancelMembers()
+		_ = joinMembers()
+	}()
 	lap("read staging")
 	made, err := st.Enrolments(ctx, opts.Filter)
 	if err != nil {
@@ -275,6 +296,9 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		return p, err
 	}
 	if opts.Offline {
+		if err := joinMembers(); err != nil {
+			return p, err
+		}
 		offlineState(state, courses)
 	} else {
 		r := &reader{mc: mc, workers: opts.Concurrency, st: state, hasCoursesByField: coursesByField, userField: opts.UserField}
@@ -283,6 +307,9 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 	}
 	lap("read Moodle")
+	if err := joinMembers(); err != nil {
+		return p, err
+	}
 	b := &builder{opts: opts, state: state, plan: p, pending: map[int64][]pendingMember{}, recorded: recorded,
 		inCourse: map[int64]map[string]bool{}, enrols: map[enrolKey]*Item{}, canEnrol: si.Has(moodle.FnManualEnrolUsers)}
 	p.Courses = append(p.Courses, frozen...)

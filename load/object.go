@@ -114,9 +114,11 @@ func (c *courseStaging) modules() map[string]bool {
 	return out
 }
 
-// readStaging reads every staged grouping, group and membership of the
-// courses in the filter, by course, sorted by course id.
-func readStaging(ctx context.Context, st *store.Store, f store.Filter) ([]*courseStaging, error) {
+// readStagedObjects reads the staged groupings and groups of the courses in
+// the filter, sorted by course id, with an empty course for each course
+// that has only memberships staged: readStagedMembers fills in the
+// memberships, and may run while the courses are read from.
+func readStagedObjects(ctx context.Context, st *store.Store, f store.Filter) ([]*courseStaging, error) {
 	byID := map[int64]*courseStaging{}
 	var order []int64
 	course := func(id int64) *courseStaging {
@@ -152,22 +154,12 @@ func readStaging(ctx context.Context, st *store.Store, f store.Filter) ([]*cours
 	if err := gs.Err(); err != nil {
 		return nil, fmt.Errorf("read staged groups: %w", err)
 	}
-	ms, err := st.StagedMembers(ctx, f)
+	ids, err := st.MemberCourses(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("read staged members: %w", err)
+		return nil, err
 	}
-	for ms.Next() {
-		r := ms.Value()
-		c := course(r.CourseID)
-		k := objectKey{kindGroup, r.CourseID, r.ModuleCode, r.GroupCode}
-		c.members[k] = append(c.members[k], &r)
-		if r.Owned && !r.ToAdd && r.MoodleUserID != 0 {
-			c.ownedMembers++
-		}
-	}
-	ms.Close()
-	if err := ms.Err(); err != nil {
-		return nil, fmt.Errorf("read staged members: %w", err)
+	for _, id := range ids {
+		course(id)
 	}
 	sortInt64(order)
 	out := make([]*courseStaging, len(order))
@@ -175,4 +167,37 @@ func readStaging(ctx context.Context, st *store.Store, f store.Filter) ([]*cours
 		out[i] = byID[id]
 	}
 	return out, nil
+}
+
+// readStagedMembers reads the staged memberships of the courses in the
+// filter into courses (as readStagedObjects returned them). It writes only
+// their members and ownedMembers.
+func readStagedMembers(ctx context.Context, st *store.Store, f store.Filter, courses []*courseStaging) error {
+	byID := make(map[int64]*courseStaging, len(courses))
+	for _, c := range courses {
+		byID[c.id] = c
+	}
+	ms, err := st.StagedMembers(ctx, f)
+	if err != nil {
+		return fmt.Errorf("read staged members: %w", err)
+	}
+	defer ms.Close()
+	for ms.Next() {
+		r := ms.Value()
+		c := byID[r.CourseID]
+		if c == nil {
+			// Staged since the courses were listed: only a second
+			// writer could do that, and the run lock keeps them out.
+			return fmt.Errorf("read staged members: course %d has memberships but was not listed with them", r.CourseID)
+		}
+		k := objectKey{kindGroup, r.CourseID, r.ModuleCode, r.GroupCode}
+		c.members[k] = append(c.members[k], &r)
+		if r.Owned && !r.ToAdd && r.MoodleUserID != 0 {
+			c.ownedMembers++
+		}
+	}
+	if err := ms.Err(); err != nil {
+		return fmt.Errorf("read staged members: %w", err)
+	}
+	return nil
 }

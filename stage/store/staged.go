@@ -475,6 +475,19 @@ func (s *Store) StagedMembers(ctx context.Context, f Filter) (*Cursor[MemberRow]
 	return query(ctx, s.db, `SELECT `+memberCols+` FROM cmis_groupmembers WHERE 1=1`+where+` ORDER BY courseid, modulecode, groupcode, role, cmisid`, args, scanMember)
 }
 
+// MemberCourses lists, sorted, the courses in the filter with staged
+// memberships: a walk of the memberships' key, whose first column is the
+// course, without reading the rows.
+func (s *Store) MemberCourses(ctx context.Context, f Filter) ([]int64, error) {
+	where, args := f.clause("courseid")
+	out, err := all(ctx, s.db, `SELECT DISTINCT courseid FROM cmis_groupmembers WHERE 1=1`+where+` ORDER BY courseid`, args, func(r *sql.Rows) (int64, error) {
+		var id int64
+		err := r.Scan(&id)
+		return id, err
+	})
+	return out, wrap(err, "list the courses with staged memberships")
+}
+
 // Staged table names, as operators see them.
 const (
 	TableGroupings = "cmis_groupings"
