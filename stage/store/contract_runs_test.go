@@ -460,6 +460,7 @@ func TestContractErrorsReported(t *testing.T) {
 		"Mappings":         func(st *store.Store) error { _, err := st.Mappings(ctx, 0); return err },
 		"MappingsWithDump": func(st *store.Store) error { _, err := st.MappingsWithDump(ctx, f); return err },
 		"MarkWaiting":      func(st *store.Store) error { return st.MarkWaiting(ctx, []int64{1}, time.Now()) },
+		"MemberCourses":    func(st *store.Store) error { _, err := st.MemberCourses(ctx, f); return err },
 		"Migrate":          func(st *store.Store) error { _, err := st.Migrate(ctx); return err },
 		"OwnsAnything":     func(st *store.Store) error { _, err := st.OwnsAnything(ctx, f); return err },
 		"Park":             func(st *store.Store) error { return st.Park(ctx, store.TableGroups, 1, "x") },

@@ -1428,6 +1428,14 @@ func TestContractDesired(t *testing.T) {
 		if got := stagedMembers(); got != want {
 			t.Errorf("after StageAllMembers, staged members = %s\nwant %s", got, want)
 		}
+		for _, c := range []struct {
+			f    store.Filter
+			want string
+		}{{store.Filter{}, "[1 2 4]"}, {store.Filter{Courses: []int64{2, 3}}, "[2]"}} {
+			if got, err := st.MemberCourses(ctx, c.f); err != nil || fmt.Sprint(got) != c.want {
+				t.Errorf("MemberCourses(%v) = %v, %v; want %s", c.f.Courses, got, err, c.want)
+			}
+		}
 	})
 }
 
