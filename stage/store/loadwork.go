@@ -277,7 +277,7 @@ func (s *Store) ForgetGroup(ctx context.Context, rowID int64, audit []AuditEntry
 		if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ? AND (todelete = 1 OR owned = 0)`, course, module, group); err != nil {
 			return fmt.Errorf("forget group members: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET toadd = 1, owned = 1, moodleuserid = NULL, updated_at = CURRENT_TIMESTAMP
+		if _, err := tx.ExecContext(ctx, `UPDATE cmis_groupmembers SET toadd = 1, owned = 1, moodleuserid = 0, updated_at = CURRENT_TIMESTAMP
 WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, course, module, group); err != nil {
 			return fmt.Errorf("requeue group members: %w", err)
 		}
