@@ -6,6 +6,9 @@
 // The comparison is a merge-join of two sorted streams per table (desired
 // from the dump, staged from the flags tables), so memory stays flat however
 // large the institution, and a re-stage with no source change writes nothing.
+// A first stage of the courses (no membership staged yet) skips the
+// memberships' merge: every desired membership is new, and the store stages
+// them all with INSERT ... SELECT without bringing them to Go.
 package stage
 
 import (
