@@ -186,9 +186,11 @@ func readStagedMembers(ctx context.Context, st *store.Store, f store.Filter, cou
 		r := ms.Value()
 		c := byID[r.CourseID]
 		if c == nil {
-			// Staged since the courses were listed: only a second
-			// writer could do that, and the run lock keeps them out.
-			return fmt.Errorf("read staged members: course %d has memberships but was not listed with them", r.CourseID)
+			// Staged since the courses were listed, by a run going on
+			// while this plan is made (a plan takes no lock): that
+			// course has no staged group in this plan's reading
+			// either, so its memberships would plan nothing.
+			continue
 		}
 		k := objectKey{kindGroup, r.CourseID, r.ModuleCode, r.GroupCode}
 		c.members[k] = append(c.members[k], &r)
