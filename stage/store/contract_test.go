@@ -553,6 +553,9 @@ func TestContractDrops(t *testing.T) {
 			}
 			return st.DropGroups(ctx, []store.GroupRow{s.group(t, 1, module, "G1")}, []store.AuditEntry{audit(1, "group", "delete")})
 		}, "1/M1 | 1/M1/G2 | 1/G2/student/s1", "group:delete"},
+		{"DropGroups, several", func(ctx context.Context, st *store.Store, s staged, t *testing.T) error {
+			return st.DropGroups(ctx, []store.GroupRow{s.group(t, 1, module, "G2"), s.group(t, 1, module, "G1")}, []store.AuditEntry{audit(1, "group", "delete")})
+		}, "1/M1 |  | ", "group:delete"},
 		{"DropGroupings", func(ctx context.Context, st *store.Store, s staged, t *testing.T) error {
 			return st.DropGroupings(ctx, []int64{s.grouping(t, 1, module).ID}, []store.AuditEntry{audit(1, "grouping", "delete")})
 		}, " | 1/M1/G1 1/M1/G2 | 1/G1/student/s1 1/G1/student/s2 1/G1/tutor/t1 1/G2/student/s1", "grouping:delete"},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -224,16 +225,40 @@ func (s *Store) DropGroups(ctx context.Context, groups []GroupRow, audit []Audit
 	if len(groups) == 0 {
 		return nil
 	}
+	// The memberships go by (course, module), a statement for up to
+	// rowsPerInsert groups through the memberships' key; the groups by id.
+	type courseModule struct {
+		course int64
+		module string
+	}
+	codes := map[courseModule][]any{}
+	ids := make([]int64, len(groups))
+	for i, g := range groups {
+		k := courseModule{g.CourseID, g.ModuleCode}
+		codes[k] = append(codes[k], g.GroupCode)
+		ids[i] = g.ID
+	}
+	keys := slices.SortedFunc(maps.Keys(codes), func(a, b courseModule) int {
+		if a.course != b.course {
+			return cmp.Compare(a.course, b.course)
+		}
+		return strings.Compare(a.module, b.module)
+	})
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, g := range groups {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode = ?`, g.CourseID, g.ModuleCode, g.GroupCode); err != nil {
-				return fmt.Errorf("drop members of group %s: %w", g.IDNumber, err)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM cmis_groups_course WHERE id = ?`, g.ID); err != nil {
-				return fmt.Errorf("drop group %s: %w", g.IDNumber, err)
+		q := &stmtCache{tx: tx} // the same statements, many times
+		defer q.close()
+		for _, k := range keys {
+			for part := range slices.Chunk(codes[k], rowsPerInsert) {
+				if _, err := q.ExecContext(ctx, `DELETE FROM cmis_groupmembers WHERE courseid = ? AND modulecode = ? AND groupcode IN (`+placeholders(len(part))+`)`,
+					append([]any{k.course, k.module}, part...)...); err != nil {
+					return fmt.Errorf("drop members of the groups of course %d, module %s: %w", k.course, k.module, err)
+				}
 			}
 		}
-		return s.insertAudit(ctx, tx, audit)
+		if err := updateIDs(ctx, q, `DELETE FROM cmis_groups_course WHERE id IN `, ids); err != nil {
+			return fmt.Errorf("drop groups: %w", err)
+		}
+		return s.insertAudit(ctx, q, audit)
 	})
 }
 
