@@ -521,3 +521,16 @@ func TestContractErrorsReported(t *testing.T) {
 		}
 	})
 }
+
+// TestContractTxTime: every transaction adds its time to TxTime.
+func TestContractTxTime(t *testing.T) {
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		before := st.TxTime()
+		if err := st.UpsertMapping(context.Background(), store.Mapping{CourseID: 1, ModuleCode: "M1"}); err != nil {
+			t.Fatal(err)
+		}
+		if st.TxTime() <= before {
+			t.Errorf("TxTime %s after a transaction, %s before", st.TxTime(), before)
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -35,7 +36,16 @@ const (
 type Store struct {
 	db *sql.DB
 	d  *dialect // chosen by Open; every engine difference is asked of it
+	// inTxNanos sums the nanoseconds spent in transactions (TxTime).
+	inTxNanos atomic.Int64
 }
+
+// TxTime is how long the store's transactions have taken since it was
+// opened, from begin to commit or rollback; transactions running at once
+// each count in full. Every write of several rows is one, so this is the
+// time staging spent writing (the load benchmarks report it as a share of
+// a load's wall time).
+func (s *Store) TxTime() time.Duration { return time.Duration(s.inTxNanos.Load()) }
 
 // querier is what both *sql.DB and *sql.Tx offer, so the same code runs
 // inside and outside a transaction.
@@ -95,6 +105,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // inTxWith is inTx with options for the transaction (nil: the defaults).
 func (s *Store) inTxWith(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	start := time.Now()
+	defer func() { s.inTxNanos.Add(int64(time.Since(start))) }()
 	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
