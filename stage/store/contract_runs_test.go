@@ -60,65 +60,61 @@ func TestContractOpen(t *testing.T) {
 // migration once, in order; a schema behind this binary is refused with
 // ErrSchema; a migration that fails is reported by name and not recorded.
 func TestContractMigrate(t *testing.T) {
-	for _, engine := range storetest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			eng, dsn := storetest.DSN(t, engine)
-			st, err := store.Open(ctx, eng, dsn)
-			if err != nil {
-				t.Fatal(err)
+	eachDSN(t, func(t *testing.T, eng, dsn string) {
+		ctx := context.Background()
+		st, err := store.Open(ctx, eng, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if v, err := st.SchemaVersion(ctx); err != nil || v != 0 {
+			t.Fatalf("SchemaVersion of an empty database = %d, %v", v, err)
+		}
+		if err := st.RequireSchema(ctx); !errors.Is(err, store.ErrSchema) {
+			t.Fatalf("RequireSchema on an empty database = %v, want ErrSchema", err)
+		}
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(applied) < 5 {
+			t.Fatalf("Migrate applied %v", applied)
+		}
+		for i, m := range applied {
+			if m.Version != i+1 || !strings.HasPrefix(m.Name, fmt.Sprintf("%03d_", i+1)) || !strings.HasSuffix(m.Name, ".sql") {
+				t.Errorf("migration %d = %+v", i, m)
 			}
-			defer st.Close()
-			if v, err := st.SchemaVersion(ctx); err != nil || v != 0 {
-				t.Fatalf("SchemaVersion of an empty database = %d, %v", v, err)
-			}
-			if err := st.RequireSchema(ctx); !errors.Is(err, store.ErrSchema) {
-				t.Fatalf("RequireSchema on an empty database = %v, want ErrSchema", err)
-			}
-			applied, err := st.Migrate(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(applied) < 5 {
-				t.Fatalf("Migrate applied %v", applied)
-			}
-			for i, m := range applied {
-				if m.Version != i+1 || !strings.HasPrefix(m.Name, fmt.Sprintf("%03d_", i+1)) || !strings.HasSuffix(m.Name, ".sql") {
-					t.Errorf("migration %d = %+v", i, m)
-				}
-			}
-			last := applied[len(applied)-1]
-			if v, err := st.SchemaVersion(ctx); err != nil || v != last.Version {
-				t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, last.Version)
-			}
-			if err := st.RequireSchema(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if again, err := st.Migrate(ctx); err != nil || len(again) != 0 {
-				t.Fatalf("a second Migrate applied %v, %v; want nothing", again, err)
-			}
+		}
+		last := applied[len(applied)-1]
+		if v, err := st.SchemaVersion(ctx); err != nil || v != last.Version {
+			t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, last.Version)
+		}
+		if err := st.RequireSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := st.Migrate(ctx); err != nil || len(again) != 0 {
+			t.Fatalf("a second Migrate applied %v, %v; want nothing", again, err)
+		}
 
-			// A database that lost the record of its last migration is
-			// behind this binary.
-			if _, err := st.DB().Exec(`DELETE FROM schema_migrations WHERE version = ?`, last.Version); err != nil {
-				t.Fatal(err)
-			}
-			err = st.RequireSchema(ctx)
-			if !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), "cmissync migrate") {
-				t.Fatalf("RequireSchema one version behind = %v, want ErrSchema telling to migrate", err)
-			}
-			// Its tables exist already, so applying it again fails, and
-			// says which file.
-			applied, err = st.Migrate(ctx)
-			if err == nil || !strings.Contains(err.Error(), last.Name) || len(applied) != 0 {
-				t.Fatalf("Migrate over a schema it cannot apply = %v, %v; want an error naming %s", applied, err, last.Name)
-			}
-			if v, _ := st.SchemaVersion(ctx); v != last.Version-1 {
-				t.Errorf("SchemaVersion after a failed migration = %d, want %d", v, last.Version-1)
-			}
-		})
-	}
+		// A database that lost the record of its last migration is
+		// behind this binary.
+		if _, err := st.DB().Exec(`DELETE FROM schema_migrations WHERE version = ?`, last.Version); err != nil {
+			t.Fatal(err)
+		}
+		err = st.RequireSchema(ctx)
+		if !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), "cmissync migrate") {
+			t.Fatalf("RequireSchema one version behind = %v, want ErrSchema telling to migrate", err)
+		}
+		// Its tables exist already, so applying it again fails, and
+		// says which file.
+		applied, err = st.Migrate(ctx)
+		if err == nil || !strings.Contains(err.Error(), last.Name) || len(applied) != 0 {
+			t.Fatalf("Migrate over a schema it cannot apply = %v, %v; want an error naming %s", applied, err, last.Name)
+		}
+		if v, _ := st.SchemaVersion(ctx); v != last.Version-1 {
+			t.Errorf("SchemaVersion after a failed migration = %d, want %d", v, last.Version-1)
+		}
+	})
 }
 
 // TestContractLock: the lock is won by one run, refused to the next with
@@ -335,50 +331,46 @@ func TestContractRestErrors(t *testing.T) {
 // read back as the same instants, on a MySQL server whose time zone is not
 // UTC as well.
 func TestContractTimesAreUTC(t *testing.T) {
-	for _, engine := range storetest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			eng, dsn := storetest.DSN(t, engine)
-			if eng == store.EngineMySQL {
-				// The session zone a server in another zone would give.
-				cfg, err := mysql.ParseDSN(dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cfg.Params = map[string]string{"time_zone": "'+05:00'"}
-				dsn = cfg.FormatDSN()
-			}
-			st, err := store.Open(ctx, eng, dsn)
+	eachDSN(t, func(t *testing.T, eng, dsn string) {
+		ctx := context.Background()
+		if eng == store.EngineMySQL {
+			// The session zone a server in another zone would give.
+			cfg, err := mysql.ParseDSN(dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
-			if _, err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.StartStep(ctx, "r1", "load"); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.RecordAudit(ctx, []store.AuditEntry{audit(1, "group", "create")}); err != nil {
-				t.Fatal(err)
-			}
-			steps, err := st.RecentSteps(ctx, 1)
-			if err != nil || len(steps) != 1 {
-				t.Fatalf("RecentSteps = %+v, %v", steps, err)
-			}
-			entries, err := st.FindAudit(ctx, store.AuditQuery{})
-			if err != nil || len(entries) != 1 {
-				t.Fatalf("FindAudit = %+v, %v", entries, err)
-			}
-			started, created := steps[0].Started, entries[0].Created
-			// Both were recorded within moments of each other; an hour apart
-			// means one of them was taken in another zone.
-			if d := created.Sub(started); d < -time.Minute || d > time.Hour {
-				t.Errorf("the audit entry was made at %s, the step started at %s: %s apart", created.UTC(), started.UTC(), d)
-			}
-		})
-	}
+			cfg.Params = map[string]string{"time_zone": "'+05:00'"}
+			dsn = cfg.FormatDSN()
+		}
+		st, err := store.Open(ctx, eng, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.StartStep(ctx, "r1", "load"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordAudit(ctx, []store.AuditEntry{audit(1, "group", "create")}); err != nil {
+			t.Fatal(err)
+		}
+		steps, err := st.RecentSteps(ctx, 1)
+		if err != nil || len(steps) != 1 {
+			t.Fatalf("RecentSteps = %+v, %v", steps, err)
+		}
+		entries, err := st.FindAudit(ctx, store.AuditQuery{})
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("FindAudit = %+v, %v", entries, err)
+		}
+		started, created := steps[0].Started, entries[0].Created
+		// Both were recorded within moments of each other; an hour apart
+		// means one of them was taken in another zone.
+		if d := created.Sub(started); d < -time.Minute || d > time.Hour {
+			t.Errorf("the audit entry was made at %s, the step started at %s: %s apart", created.UTC(), started.UTC(), d)
+		}
+	})
 }
 
 // TestContractLongText: text longer than a column holds is kept cut, the

@@ -32,6 +32,19 @@ func eachEngine(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 	}
 }
 
+// eachDSN runs a test on every engine with a fresh database, not opened
+// nor migrated: the engine and its DSN, for tests that open it themselves.
+func eachDSN(t *testing.T, fn func(t *testing.T, engine, dsn string)) {
+	t.Helper()
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			eng, dsn := storetest.DSN(t, engine)
+			fn(t, eng, dsn)
+		})
+	}
+}
+
 // collect reads a cursor to its end.
 func collect[T any](t *testing.T, c *store.Cursor[T], err error) []T {
 	t.Helper()

@@ -13,7 +13,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/cmissync/cmissync/stage/store"
-	"github.com/cmissync/cmissync/stage/store/storetest"
 )
 
 // race has n would-be holders call AcquireLock at the same moment and
@@ -180,51 +179,47 @@ func TestLockTakeoverAndRelease(t *testing.T) {
 // so that the database itself refuses AcquireLock (MariaDB: lock wait
 // timeout 1205; SQLite: busy). That is another run at work, not a failure.
 func TestLockContentionIsErrLocked(t *testing.T) {
-	for _, engine := range storetest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			eng, dsn := storetest.DSN(t, engine)
-			var blocker *sql.DB
-			var err error
-			switch eng {
-			case store.EngineMySQL:
-				// A one-second lock wait, set on the server's connections,
-				// makes the wait end in error 1205.
-				blocker, err = sql.Open("mysql", dsn)
-				cfg, perr := mysql.ParseDSN(dsn)
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				cfg.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
-				dsn = cfg.FormatDSN()
-			case store.EngineSQLite:
-				blocker, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	eachDSN(t, func(t *testing.T, eng, dsn string) {
+		var blocker *sql.DB
+		var err error
+		switch eng {
+		case store.EngineMySQL:
+			// A one-second lock wait, set on the server's connections,
+			// makes the wait end in error 1205.
+			blocker, err = sql.Open("mysql", dsn)
+			cfg, perr := mysql.ParseDSN(dsn)
+			if perr != nil {
+				t.Fatal(perr)
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer blocker.Close()
-			st, err := store.Open(context.Background(), eng, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			if _, err := st.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			tx, err := blocker.Begin()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback()
-			now := time.Now().UTC()
-			if _, err := tx.Exec(`INSERT INTO cmissync_lock (name, holder, acquired_at, heartbeat_at) VALUES ('run', 'uncommitted', ?, ?)`, now, now); err != nil {
-				t.Fatal(err)
-			}
-			_, err = st.AcquireLock(context.Background(), "waiting", time.Hour, nil)
-			if !errors.Is(err, store.ErrLocked) {
-				t.Fatalf("AcquireLock while another transaction holds the lock row = %v, want ErrLocked", err)
-			}
-		})
-	}
+			cfg.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
+			dsn = cfg.FormatDSN()
+		case store.EngineSQLite:
+			blocker, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer blocker.Close()
+		st, err := store.Open(context.Background(), eng, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := blocker.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		now := time.Now().UTC()
+		if _, err := tx.Exec(`INSERT INTO cmissync_lock (name, holder, acquired_at, heartbeat_at) VALUES ('run', 'uncommitted', ?, ?)`, now, now); err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.AcquireLock(context.Background(), "waiting", time.Hour, nil)
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("AcquireLock while another transaction holds the lock row = %v, want ErrLocked", err)
+		}
+	})
 }
