@@ -186,6 +186,15 @@ func audited(t *testing.T, st *store.Store, course int64) string {
 	return strings.Join(out, " ")
 }
 
+// wantAudit checks a course's audit trail (all courses when 0), as
+// audited renders it.
+func wantAudit(t *testing.T, st *store.Store, course int64, want string) {
+	t.Helper()
+	if got := audited(t, st, course); got != want {
+		t.Errorf("audit %q, want %q", got, want)
+	}
+}
+
 func audit(course int64, object, action string) store.AuditEntry {
 	return store.AuditEntry{RunID: "run", CourseID: course, Object: object, Action: action}
 }
@@ -395,9 +404,7 @@ func TestContractRenameFlag(t *testing.T) {
 				t.Errorf("SetRenameFlag(%s, %v, %q): torename %v, moodlename %q", c.table, c.rename, c.name, flag, name)
 			}
 		}
-		if got := audited(t, st, 1); got != "group:rename" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "group:rename")
 	})
 }
 
@@ -473,9 +480,7 @@ func TestContractRecordCreatedAndAssigned(t *testing.T) {
 				t.Errorf("after the grouping of course 1 was created, group %d/%s assigned = %v", g.CourseID, g.GroupCode, g.Assigned)
 			}
 		}
-		if got := audited(t, st, 1); got != "group:create group:adopt group:assign grouping:create" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "group:create group:adopt group:assign grouping:create")
 		for _, fn := range []func() error{
 			func() error { return st.RecordCreated(ctx, store.TableMembers, nil, nil) },
 			func() error { return st.RecordRenamed(ctx, "nope", nil, nil) },
@@ -534,9 +539,7 @@ func TestContractMembersAddedAndKnownUsers(t *testing.T) {
 		if fmt.Sprint(known) != "map[s1:501 t1:601]" {
 			t.Errorf("KnownUsers = %v, want s1 and t1 (s2 is only intended)", known)
 		}
-		if got := audited(t, st, 1); got != "member:add member:add" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "member:add member:add")
 		// An intent never touches a membership already in Moodle.
 		if err := st.RecordIntent(ctx, []store.AddedMember{{ID: s1.ID, MoodleUserID: 999}}); err != nil {
 			t.Fatal(err)
@@ -688,9 +691,7 @@ func TestContractForgetGroup(t *testing.T) {
 		if err := st.ForgetGroup(ctx, 99999, []store.AuditEntry{audit(1, "group", "unknown")}); err == nil {
 			t.Error("ForgetGroup of an unknown row succeeded")
 		}
-		if got := audited(t, st, 1); got != "group:recreate group:gone" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "group:recreate group:gone")
 	})
 }
 
@@ -1083,9 +1084,7 @@ func TestContractEnrolments(t *testing.T) {
 		if got := render(store.Filter{}); got != "1/8/c8/student/5/suspended" {
 			t.Errorf("after forgetting course 2: %s", got)
 		}
-		if got := audited(t, st, 1); got != "enrolment:enrol enrolment:suspend enrolment:unenrol" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "enrolment:enrol enrolment:suspend enrolment:unenrol")
 	})
 }
 
@@ -1123,9 +1122,7 @@ func TestContractFrozenCourses(t *testing.T) {
 				t.Errorf("after SetFrozen(%d, %.20q): %s, want %s", s.course, s.reason, got, s.want)
 			}
 		}
-		if got := audited(t, st, 1); got != "course:freeze course:freeze course:freeze" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "course:freeze course:freeze course:freeze")
 	})
 }
 
@@ -1193,9 +1190,7 @@ func TestContractWaiting(t *testing.T) {
 		if !s.member(t, 1, "G1", "s2").RemovedInMoodle || s.member(t, 1, "G1", "s1").RemovedInMoodle {
 			t.Error("RespectRemovals flagged the wrong members")
 		}
-		if got := audited(t, st, 1); got != "member:respect" {
-			t.Errorf("audit %q", got)
-		}
+		wantAudit(t, st, 1, "member:respect")
 	})
 }
 
