@@ -28,6 +28,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -255,16 +256,11 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 	go func(courses []*courseStaging) {
 		membersRead <- readStagedMembers(membersCtx, st, opts.Filter, courses)
 	}(slices.Clone(courses)) // the plan sorts and filters its own list meanwhile
-	joined := false
-	joinMembers := func() error {
-		if joined {
-			return nil
-		}
-		joined = true
+	joinMembers := sync.OnceValue(func() error {
 		err := <-membersRead
 		lap("read staged memberships (after Moodle)")
 		return err
-	}
+	})
 	defer func() {
 		cancelMembers()
 		_ = joinMembers()
