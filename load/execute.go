@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type loader struct {
 	// or just written): the no-op update that clears the course's group
 	// cache is made on it.
 	anchors map[int64]*anchor
+	// verifying, while set, answers when the last wave of additions sent
+	// is read back and recorded (settle).
+	verifying chan error
 }
 
 // anchor is an object whose no-op update clears its course's group cache.
@@ -42,9 +46,20 @@ type anchor struct {
 	obj  *moodleObject
 }
 
-func newLoader(st *store.Store, mc *moodle.Client, opts Options, p *Plan, log logrus.FieldLogger, res *Result) *loader {
-	l := &loader{st: st, mc: mc, opts: opts, log: log, plan: p, gate: newGate(p, opts.DryRun, opts.Progress), res: res, anchors: map[int64]*anchor{},
-		enrolled: map[int64]map[int64]bool{}, now: opts.Now}
+func newLoader(st *store.Store, mc *moodle.Client, opts Options, log logrus.FieldLogger, res *Result) *loader {
+	return &loader{st: st, mc: mc, opts: opts, log: log, res: res, anchors: map[int64]*anchor{}, enrolled: map[int64]map[int64]bool{}, now: opts.Now}
+}
+
+// begin starts carrying out a plan whose courses are planned and whose
+// members are not resolved yet: courses nothing can be done in are
+// reported, and the items planned so far (staging repairs, groupings and
+// groups created, adopted, renamed and assigned) run through the
+// constructive phases. The members of each course follow in members, as
+// buildPlan resolves them; the deletions in finish, once the whole plan
+// is built and its policies applied.
+func (l *loader) begin(ctx context.Context, p *Plan) error {
+	l.plan = p
+	l.gate = newGate(p, l.opts.DryRun, l.opts.Progress)
 	for _, cp := range p.Courses {
 		for _, objs := range [][]*object{cp.staging.groups, cp.staging.groupings} {
 			for _, o := range objs {
@@ -54,7 +69,58 @@ func newLoader(st *store.Store, mc *moodle.Client, opts Options, p *Plan, log lo
 			}
 		}
 	}
-	return l
+	for _, cp := range p.Courses {
+		if cp.State == "inaccessible" || cp.State == "unreadable" {
+			l.gate.failedIn(cp.CourseID, cp.State)
+			if err := l.fail(ctx, nil, failureOfCourse(cp), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return l.run(ctx, l.build(true), p.Courses)
+}
+
+// members carries out the items planned since the last call in courses
+// whose members buildPlan has just resolved: staging repairs, enrolments
+// and additions. The last wave of additions is read back and recorded
+// while the next courses are resolved (settle waits for it).
+func (l *loader) members(ctx context.Context, courses []*CoursePlan) error {
+	return l.run(ctx, l.build(false), courses)
+}
+
+// finish carries out the deletions, once the whole plan is built and its
+// policies have held back what they hold: removals, groups given back or
+// archived, deletions, and last the enrolments released.
+func (l *loader) finish(ctx context.Context) error {
+	if err := l.settle(); err != nil {
+		return err
+	}
+	l.gate.allow(l.plan)
+	for _, cp := range l.plan.Courses {
+		cp.ran = 0 // every item is looked at again: only deletions are picked
+	}
+	return l.run(ctx, l.destroy(), l.plan.Courses)
+}
+
+// close waits for the last additions' read-back and records the members
+// found waiting for enrolment, however the run ended.
+func (l *loader) close(ctx context.Context) error {
+	err := l.settle()
+	if werr := l.recordWaiting(context.WithoutCancel(ctx)); werr != nil {
+		l.log.WithError(werr).Error("could not record the members waiting for enrolment")
+	}
+	return err
+}
+
+// settle waits for the read-back and recording of the last wave of
+// additions sent.
+func (l *loader) settle() error {
+	if l.verifying == nil {
+		return nil
+	}
+	err := <-l.verifying
+	l.verifying = nil
+	return err
 }
 
 // anchor records an object that exists for sure; groups are preferred (a
@@ -78,40 +144,53 @@ func is(action, object string) func(*Item) bool {
 	return func(it *Item) bool { return it.Action == action && (object == "" || it.Object == object) }
 }
 
-// execute carries out the plan's items phase by phase, in this order:
-// repairs of staging, groupings, groups, adoptions and renames, grouping
-// assignments, enrolments, member additions (read back), member removals
-// (read back), adopted objects given back, group deletions, grouping
-// deletions, and last the enrolments released.
-func (l *loader) execute(ctx context.Context) error {
-	for _, cp := range l.plan.Courses {
-		if cp.State == "inaccessible" || cp.State == "unreadable" {
-			l.gate.failedIn(cp.CourseID, cp.State)
-			if err := l.fail(ctx, nil, failureOfCourse(cp), nil); err != nil {
-				return err
-			}
-		}
-	}
+// The phases of the load run in this order: repairs of staging,
+// groupings, groups, adoptions and renames, grouping assignments,
+// enrolments, member additions (read back) (build); member removals (read
+// back), adopted objects given back, group deletions, grouping deletions,
+// and last the enrolments released (destroy). Nothing build picks deletes
+// anything in Moodle, so it runs course by course as the plan resolves
+// members, while destroy waits for the whole plan.
+
+// build returns the constructive phases; objects adds the retry of creates
+// refused by phantoms, which only the first run over the plan's objects
+// needs.
+func (l *loader) build(objects bool) []phase {
 	phases := []phase{
 		{"record what Moodle holds", repair, l.repairs},
 		{"create groupings", is(ActCreate, "grouping"), func(ctx context.Context, its []*Item) error { return l.create(ctx, kindGrouping, its) }},
 		{"create groups", is(ActCreate, "group"), func(ctx context.Context, its []*Item) error { return l.create(ctx, kindGroup, its) }},
-		{"retry creates refused by phantoms", func(*Item) bool { return false }, nil},
+		{"retry creates refused by phantoms", nil, nil},
 		{"adopt and rename", func(it *Item) bool { return it.Action == ActAdopt || it.Action == ActRename }, l.update},
 		{"assign groups to groupings", is(ActAssign, ""), l.assign},
 		{"enrol", is(ActEnrol, ""), l.enrol},
 		{"add members", func(it *Item) bool { return it.Action == ActAdd || it.Action == ActRecord && it.Object == "member" }, l.addMembers},
+	}
+	if !objects {
+		phases = slices.DeleteFunc(phases, func(p phase) bool { return p.run == nil })
+	}
+	return phases
+}
+
+// destroy returns the phases that delete, once the plan is whole.
+func (l *loader) destroy() []phase {
+	return []phase{
 		{"remove members", is(ActRemove, ""), l.removeMembers},
 		{"give back adopted groups and groupings, archive groups", func(it *Item) bool { return it.Action == ActGiveBack || it.Action == ActArchive }, l.giveBack},
 		{"delete groups", is(ActDelete, "group"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGroup, its) }},
 		{"delete groupings", is(ActDelete, "grouping"), func(ctx context.Context, its []*Item) error { return l.delete(ctx, kindGrouping, its) }},
 		{"suspend or unenrol", func(it *Item) bool { return it.Action == ActSuspend || it.Action == ActUnenrol }, l.release},
 	}
-	defer func() {
-		if err := l.recordWaiting(context.WithoutCancel(ctx)); err != nil {
-			l.log.WithError(err).Error("could not record the members waiting for enrolment")
-		}
-	}()
+}
+
+// run carries out phases over the items of courses not run yet (each
+// course's items from cp.ran on), phase by phase.
+func (l *loader) run(ctx context.Context, phases []phase, courses []*CoursePlan) error {
+	fresh := make([][]*Item, len(courses))
+	for i, cp := range courses {
+		fresh[i] = cp.Items[cp.ran:]
+		cp.ran = len(cp.Items)
+	}
 	for _, p := range phases {
 		if p.run == nil {
 			if err := l.retryPhantoms(ctx); err != nil {
@@ -120,8 +199,8 @@ func (l *loader) execute(ctx context.Context) error {
 			continue
 		}
 		var items []*Item
-		for _, cp := range l.plan.Courses {
-			for _, it := range cp.Items {
+		for _, its := range fresh {
+			for _, it := range its {
 				if p.pick(it) {
 					items = append(items, it)
 				}
@@ -130,6 +209,7 @@ func (l *loader) execute(ctx context.Context) error {
 		if len(items) == 0 {
 			continue
 		}
+		l.gate.expect(items)
 		start := time.Now()
 		if err := p.run(ctx, items); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)

@@ -37,9 +37,20 @@ type gate struct {
 }
 
 func newGate(p *Plan, dry bool, progress func(string, int, int)) *gate {
-	g := &gate{dry: dry, courses: map[int64]*CoursePlan{}, failed: map[int64]string{}, progress: progress, total: p.Totals.Writes()}
+	g := &gate{dry: dry, courses: map[int64]*CoursePlan{}, failed: map[int64]string{}, progress: progress}
 	for _, cp := range p.Courses {
 		g.courses[cp.CourseID] = cp
+	}
+	return g
+}
+
+// allow sets what the deletions may weigh: what the plan holds once its
+// policies have run. Until then no guarded deletion passes.
+func (g *gate) allow(p *Plan) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.budgetGroups, g.budgetMembers = 0, 0
+	for _, cp := range p.Courses {
 		for _, it := range cp.Items {
 			if guarded(it) {
 				g.budgetGroups += it.weightGroups
@@ -47,7 +58,18 @@ func newGate(p *Plan, dry bool, progress func(string, int, int)) *gate {
 			}
 		}
 	}
-	return g
+}
+
+// expect adds writes to the total the progress hook is told: the plan's
+// writes, counted as its courses are resolved.
+func (g *gate) expect(items []*Item) {
+	var c PlanCounts
+	for _, it := range items {
+		c.count(it)
+	}
+	g.mu.Lock()
+	g.total += c.Writes()
+	g.mu.Unlock()
 }
 
 // pass returns the items that may be written now, in order, and holds the

@@ -24,6 +24,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -70,7 +71,8 @@ type Options struct {
 	// UserField is the Moodle user field CMIS ids are matched against:
 	// idnumber (default), username or email.
 	UserField string
-	// Concurrency is how many requests are in flight at once (default 4).
+	// Concurrency is how many requests are in flight at once (default 4),
+	// whichever part of the load sends them (see moodle.Client.Limited).
 	Concurrency int
 	// ParkAfter parks an item after this many permanent failures (0: never).
 	ParkAfter int
@@ -122,7 +124,9 @@ type Options struct {
 	WaitingAlertAfter time.Duration
 	// Progress, when set, is told how far the load is: stage "plan" with
 	// courses planned of all, then stage "write" with writes sent of all
-	// planned. It is called from several goroutines, never at once.
+	// planned so far (the total grows as courses' members are resolved,
+	// since writes start before the plan is whole). It is called from
+	// several goroutines, never at once.
 	Progress func(stage string, done, total int)
 }
 
@@ -198,17 +202,29 @@ func Run(ctx context.Context, st *store.Store, mc *moodle.Client, opts Options, 
 			return res, err
 		}
 	}
-	p, err := buildPlan(ctx, st, mc, &opts, si, log)
+	// load.concurrency bounds the requests in flight, whichever part of
+	// the load sends them: on a run, members are added while the plan
+	// still reads enrolments.
+	if mc != nil { // nil offline
+		mc = mc.Limited(opts.Concurrency)
+	}
+	var l *loader
+	if !opts.DryRun {
+		l = newLoader(st, mc, opts, log, res)
+	}
+	p, err := buildPlan(ctx, st, mc, &opts, si, log, l)
 	res.Plan = p
+	if err == nil && l != nil {
+		err = l.finish(ctx)
+	}
+	if l != nil {
+		err = errors.Join(err, l.close(ctx))
+	}
 	if err != nil {
 		return res, err
 	}
 	if opts.DryRun {
 		return res, nil
-	}
-	l := newLoader(st, mc, opts, p, log, res)
-	if err := l.execute(ctx); err != nil {
-		return res, err
 	}
 	if err := l.bookkeeping(ctx); err != nil {
 		return res, err
@@ -237,8 +253,10 @@ func toFields(m map[string]int64) map[string]any {
 }
 
 // buildPlan reads staging and Moodle's state and plans every course, then
-// applies the policies.
-func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, si moodle.SiteInfo, log logrus.FieldLogger) (*Plan, error) {
+// applies the policies. On a run (ex set) the loader carries out the
+// constructive part of the plan as it is built (see resolveMembers); the
+// caller carries out the deletions (loader.finish) once it returns.
+func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Options, si moodle.SiteInfo, log logrus.FieldLogger, ex *loader) (*Plan, error) {
 	p := &Plan{Offline: opts.Offline, Courses: []*CoursePlan{}, Reads: map[string]int{}}
 	coursesByField, usersByField := si.Has(moodle.FnCoursesByField), si.Has(moodle.FnUsersByField)
 	lapped := time.Now()
@@ -325,32 +343,15 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 		}
 		p.ownedMembers += cs.ownedMembers
 	}
+	sort.Slice(p.Courses, func(i, j int) bool { return p.Courses[i].CourseID < p.Courses[j].CourseID })
 	lap("plan courses")
 	if err := recallAdoptions(ctx, st, p); err != nil {
 		return p, err
 	}
-	// Members to add need their Moodle user.
-	if !opts.Offline {
-		if err := b.resolveUsers(ctx, st, mc, usersByField); err != nil {
-			return p, err
-		}
+	if err := b.resolveMembers(ctx, st, mc, usersByField, ex); err != nil {
+		return p, err
 	}
-	lap("resolve users")
-	for _, cp := range p.Courses {
-		if len(b.pending[cp.CourseID]) == 0 && !opts.RemoveUnseenMembers {
-			continue
-		}
-		audit, err := auditOwnership(ctx, st, cp, b.pending[cp.CourseID], state)
-		if err != nil {
-			return p, err
-		}
-		b.resolve(cp, audit)
-	}
-	lap("audit ownership")
-	for _, cp := range p.Courses {
-		b.releases(cp)
-	}
-	sort.Slice(p.Courses, func(i, j int) bool { return p.Courses[i].CourseID < p.Courses[j].CourseID })
+	lap("resolve members")
 	p.Reads = state.reads
 	p.applyEvidence()
 	p.applyRemoveAfter(opts.RemoveAfterRuns)
@@ -580,26 +581,151 @@ func offlineState(st *moodleState, courses []*courseStaging) {
 // member), while a refused add call wastes every member in it.
 const readEnrolmentsAt = 20
 
-// resolveUsers finds the Moodle user of every member to add, as cheaply as
-// Moodle allows: from what staging recorded for the same CMIS id, then by
-// core_user_get_users_by_field for the others, many ids per call across
-// courses. Enrolments are read only for courses with many people new to
-// them (readEnrolmentsAt), with load.enrol_missing for courses with anyone
-// new, and for all courses with members to resolve when the service lacks
-// core_user_get_users_by_field. Members already waiting are tried again on
-// their own (see resolve), never by reading their course.
-func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.Client, usersByField bool) error {
-	known, err := st.KnownUsers(ctx)
-	if err != nil {
+// resolveMembers turns the pending members of every course into items
+// once their Moodle users are known (see findUsers), and plans the
+// releases of the enrolments cmissync made. Courses are resolved in
+// batches as their reads arrive; on a run (ex set), each batch is handed
+// to the loader, whose additions to it overlap the reads of the next:
+// nothing it writes before the whole plan is built deletes anything, and
+// every deletion waits for the policies (loader.finish).
+func (b *builder) resolveMembers(ctx context.Context, st *store.Store, mc *moodle.Client, usersByField bool, ex *loader) error {
+	if !b.opts.Offline {
+		known, err := st.KnownUsers(ctx)
+		if err != nil {
+			return err
+		}
+		b.users = known
+	}
+	byID := make(map[int64]*CoursePlan, len(b.plan.Courses))
+	for _, cp := range b.plan.Courses {
+		byID[cp.CourseID] = cp
+	}
+	// The reads stop at the first error of the writes, and no batch is
+	// written after an error of the reads; the writes go on with ctx, the
+	// last wave's read-back after this returns (loader.settle).
+	readCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan int64, len(b.plan.Courses))
+	found := make(chan error, 1)
+	go func() {
+		err := b.findUsers(readCtx, mc, usersByField, ready)
+		close(ready)
+		found <- err
+	}()
+	fail := func(err error) error {
+		cancel()
+		for range ready {
+		}
+		<-found
 		return err
 	}
-	b.users = known
-	var need []int64
+	if ex != nil {
+		if err := ex.begin(ctx, b.plan); err != nil {
+			return fail(err)
+		}
+	}
+	// A run writes a batch once it holds a wave of groups (or the reads
+	// are done), so that batches do not cut the additions into part-filled
+	// calls; a dry run resolves courses as they come.
+	batchGroups := 0
+	if ex != nil {
+		batchGroups = readsPerWave * mc.Capacity(moodle.VarsPerReadByID)
+	}
+	for {
+		batch := b.nextBatch(ready, batchGroups)
+		if len(batch) == 0 {
+			break
+		}
+		cps := make([]*CoursePlan, len(batch))
+		for i, id := range batch {
+			cp := byID[id]
+			cps[i] = cp
+			if len(b.pending[id]) > 0 || b.opts.RemoveUnseenMembers {
+				audit, err := auditOwnership(ctx, st, cp, b.pending[id], b.state)
+				if err != nil {
+					return fail(err)
+				}
+				b.resolve(cp, audit)
+			}
+			b.releases(cp)
+		}
+		if ex != nil {
+			if err := ex.members(ctx, cps); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	return <-found
+}
+
+// nextBatch takes the next courses whose users are known from ready: at
+// least one, then all that are there, and more until they hold groups
+// groups to add members to or ready is closed. None: ready is closed.
+func (b *builder) nextBatch(ready <-chan int64, groups int) []int64 {
+	id, ok := <-ready
+	if !ok {
+		return nil
+	}
+	batch := []int64{id}
+	n := b.pendingGroups(id)
+	for {
+		select {
+		case id, ok := <-ready:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, id)
+			n += b.pendingGroups(id)
+			continue
+		default:
+		}
+		if n >= groups {
+			return batch
+		}
+		id, ok := <-ready
+		if !ok {
+			return batch
+		}
+		batch = append(batch, id)
+		n += b.pendingGroups(id)
+	}
+}
+
+// pendingGroups counts the groups of a course with members pending (they
+// come group after group).
+func (b *builder) pendingGroups(course int64) int {
+	n := 0
+	var last *object
+	for _, p := range b.pending[course] {
+		if p.group != last {
+			n, last = n+1, p.group
+		}
+	}
+	return n
+}
+
+// findUsers finds the Moodle users of the pending members and sends each
+// course on ready once they are known: first every course that needs no
+// read, then each course whose enrolments it reads, as the read ends.
+// Users come from staging (members recorded before) and
+// core_user_get_users_by_field, many ids per call across courses.
+// Enrolments are read only for courses with many people new to them
+// (readEnrolmentsAt), with load.enrol_missing for courses with anyone
+// new, for courses with a user Moodle refused to look up, and for all
+// courses with members to resolve when the service lacks
+// core_user_get_users_by_field. Members already waiting are tried again
+// on their own (see resolve), never by reading their course.
+//
+// It runs while the load writes (resolveMembers): it only reads
+// b.pending, and writes b.users and the courses' enrolments in b.state
+// before it sends their courses.
+func (b *builder) findUsers(ctx context.Context, mc *moodle.Client, usersByField bool, ready chan<- int64) error {
+	need := map[int64]bool{}
 	unknown := map[string]bool{}
 	for course, ps := range b.pending {
 		unresolved, newcomers := false, 0
 		for _, p := range ps {
-			if known[p.m.CMISID] == 0 {
+			if b.users[p.m.CMISID] == 0 {
 				unresolved = true
 				unknown[p.m.CMISID] = true
 			}
@@ -608,53 +734,55 @@ func (b *builder) resolveUsers(ctx context.Context, st *store.Store, mc *moodle.
 			}
 		}
 		switch {
+		case b.opts.Offline:
 		case b.opts.EnrolMissing && newcomers > 0:
 			// The plan must know who is to be enrolled.
-			need = append(need, course)
+			need[course] = true
 		case newcomers >= readEnrolmentsAt:
 			// Many people new to the course (a first load, a new
 			// module): one read costs less than the adds a refusal
 			// would waste.
-			need = append(need, course)
+			need[course] = true
 		case unresolved && !usersByField:
-			need = append(need, course)
+			need[course] = true
 		}
 	}
-	sortInt64(need)
 	r := &reader{mc: mc, workers: b.opts.Concurrency, st: b.state, userField: b.opts.UserField}
-	if err := r.enrolments(ctx, need); err != nil {
-		return fmt.Errorf("read enrolments: %w", err)
-	}
-	if !usersByField || len(unknown) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(unknown))
-	for id := range unknown {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	found, failed, err := r.usersByField(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("look users up by %s: %w", b.opts.UserField, err)
-	}
-	for id, uid := range found {
-		b.users[id] = uid
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	// Lookups Moodle refused: those courses' enrolments decide instead.
-	need = need[:0]
-	for course, ps := range b.pending {
-		for _, p := range ps {
-			if failed[p.m.CMISID] {
-				need = append(need, course)
-				break
+	if usersByField && len(unknown) > 0 && !b.opts.Offline {
+		ids := make([]string, 0, len(unknown))
+		for id := range unknown {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		found, failed, err := r.usersByField(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("look users up by %s: %w", b.opts.UserField, err)
+		}
+		for id, uid := range found {
+			b.users[id] = uid
+		}
+		// Lookups Moodle refused: those courses' enrolments decide instead.
+		for course, ps := range b.pending {
+			for _, p := range ps {
+				if failed[p.m.CMISID] {
+					need[course] = true
+					break
+				}
 			}
 		}
 	}
-	sortInt64(need)
-	return r.enrolments(ctx, need)
+	var read []int64
+	for _, cp := range b.plan.Courses {
+		if need[cp.CourseID] {
+			read = append(read, cp.CourseID)
+		} else {
+			ready <- cp.CourseID
+		}
+	}
+	if err := r.enrolments(ctx, read, func(id int64) { ready <- id }); err != nil {
+		return fmt.Errorf("read enrolments: %w", err)
+	}
+	return nil
 }
 
 // recallAdoptions: an object found in Moodle with cmissync's idnumber that
@@ -713,10 +841,10 @@ func withEnrolmentCourses(courses []*courseStaging, recorded map[int64][]store.E
 func auditOwnership(ctx context.Context, st *store.Store, cp *CoursePlan, pending []pendingMember, state *moodleState) (map[auditKey]bool, error) {
 	var keys []store.AuditMember
 	for _, p := range pending {
-		if p.group.live == nil {
+		if p.group.seen == nil {
 			continue
 		}
-		for u := range state.members[p.group.live.id] {
+		for u := range state.members[p.group.seen.id] {
 			keys = append(keys, store.AuditMember{IDNumber: p.group.idnumber, UserID: u})
 		}
 	}

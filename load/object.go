@@ -52,9 +52,14 @@ type object struct {
 	absentRuns int
 
 	// Filled while planning.
-	live      *moodleObject // Moodle's object, confirmed by a read by id or a write
-	createdAs string        // the name it is created under (a clash renames it)
-	recorded  bool          // a record item brings staging in line with live
+	live *moodleObject // Moodle's object, confirmed by a read by id or a write
+	// seen is live as the plan saw it, before the load wrote anything: the
+	// members of a course are resolved (buildPlan) while the load may
+	// already be creating its groups, and they are planned from what
+	// Moodle held, the same on a dry run.
+	seen      *moodleObject
+	createdAs string // the name it is created under (a clash renames it)
+	recorded  bool   // a record item brings staging in line with live
 }
 
 func (o *object) key() objectKey { return objectKey{o.kind, o.course, o.module, o.group} }

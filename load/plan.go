@@ -48,6 +48,9 @@ type CoursePlan struct {
 	// dirty: Moodle's group cache of the course may hold phantoms; it is
 	// cleared before the next create.
 	dirty bool
+	// ran: the items before it have been through the load's constructive
+	// phases (items are planned in more than one go: see loader.begin).
+	ran int
 }
 
 // Item is one change. Action and Object say what (create group, add
@@ -337,6 +340,11 @@ func (b *builder) course(cs *courseStaging) *CoursePlan {
 		b.object(cp, o, info, names[kindGroup])
 	}
 	b.assignments(cp)
+	for _, objs := range [][]*object{cs.groupings, cs.groups} {
+		for _, o := range objs {
+			o.seen = o.live
+		}
+	}
 	b.members(cp)
 	b.groupingDeletions(cp)
 	return cp
@@ -654,11 +662,13 @@ func (b *builder) members(cp *CoursePlan) {
 	}
 }
 
+// memberItem plans a membership of group o as the plan saw it (o.seen):
+// the same item whether or not the load has created the group since.
 func memberItem(action string, o *object, m *store.MemberRow, reason string) *Item {
 	it := &Item{Action: action, Object: "member", IDNumber: o.idnumber, Name: o.name, Role: m.Role, CMISID: m.CMISID,
 		UserID: m.MoodleUserID, Reason: reason, obj: o, member: m}
-	if o.live != nil {
-		it.MoodleID, it.Name = o.live.id, moodleName(o.live.name)
+	if o.seen != nil {
+		it.MoodleID, it.Name = o.seen.id, moodleName(o.seen.name)
 	} else if o.createdAs != "" {
 		it.Name = o.createdAs
 	}
@@ -709,7 +719,9 @@ func (b *builder) member(cp *CoursePlan, o *object, m *store.MemberRow, current,
 // unseen plans, with load.remove_members_not_in_cmis, the removal of the
 // members of owned groups that no staged row lists: people added by hand.
 // It runs once the course's members are resolved, so that a CMIS member
-// already in the group is never taken for a stranger.
+// already in the group is never taken for a stranger. Like resolve, it
+// sees the groups as the plan read them (o.seen), whatever the load has
+// written since.
 func (b *builder) unseen(cp *CoursePlan) {
 	known := map[*object]map[int64]bool{}
 	mark := func(o *object, u int64) {
@@ -732,18 +744,18 @@ func (b *builder) unseen(cp *CoursePlan) {
 		}
 	}
 	for _, o := range cp.staging.groups {
-		if o.parked || o.live == nil || o.toDelete || o.adopted {
+		if o.parked || o.seen == nil || o.toDelete || o.adopted {
 			continue
 		}
 		var extra []int64
-		for u := range b.state.members[o.live.id] {
+		for u := range b.state.members[o.seen.id] {
 			if !known[o][u] {
 				extra = append(extra, u)
 			}
 		}
 		sortInt64(extra)
 		for _, u := range extra {
-			it := cp.item(&Item{Action: ActRemove, Object: "member", IDNumber: o.idnumber, Name: moodleName(o.live.name), MoodleID: o.live.id, UserID: u,
+			it := cp.item(&Item{Action: ActRemove, Object: "member", IDNumber: o.idnumber, Name: moodleName(o.seen.name), MoodleID: o.seen.id, UserID: u,
 				Reason: "in cmissync's group but not in CMIS (load.remove_members_not_in_cmis)", obj: o})
 			it.evidence, it.weightMembers = evidenceNotInCMIS, 1
 		}
@@ -805,7 +817,7 @@ func (b *builder) resolve(cp *CoursePlan, audit map[auditKey]bool) {
 				continue
 			}
 		}
-		if o.live != nil && b.state.members[o.live.id][uid] {
+		if o.seen != nil && b.state.members[o.seen.id][uid] {
 			// Already there: cmissync owns it only if it put it there (an
 			// intent recorded before a crash, or its audit trail).
 			owned := m.MoodleUserID == uid || audit[auditKey{o.idnumber, uid}]

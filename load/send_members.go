@@ -60,28 +60,22 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	// read-back calls take. A wave is read back and recorded while the
 	// next is sent, so that staging's work on one overlaps Moodle's on the
 	// other; one of the load's Concurrency slots is the read-back's
-	// meanwhile.
-	var verifying chan error
+	// meanwhile. The last wave is read back while the plan resolves the
+	// next courses' members (settle waits for it).
 	for _, wave := range waves(adds, readsPerWave*l.mc.Capacity(moodle.VarsPerReadByID)) {
 		workers := l.opts.Concurrency
-		if verifying != nil && workers > 1 {
+		if l.verifying != nil && workers > 1 {
 			workers--
 		}
 		start := time.Now()
 		sent, err := l.sendAdds(ctx, wave, workers)
 		l.log.WithFields(logrus.Fields{"members": len(wave), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions sent")
-		if verifying != nil {
-			err = errors.Join(err, <-verifying)
-		}
-		if err != nil {
+		if err = errors.Join(err, l.settle()); err != nil {
 			return err
 		}
 		done := make(chan error, 1)
 		go func() { done <- l.verifyAdds(ctx, sent, 1) }()
-		verifying = done
-	}
-	if verifying != nil {
-		return <-verifying
+		l.verifying = done
 	}
 	return nil
 }

@@ -491,10 +491,12 @@ var (
 	errNoAccess      = errors.New("Moodle answers errorcoursecontextnotvalid for it")
 )
 
-// enrolments reads who is enrolled in each course.
-func (r *reader) enrolments(ctx context.Context, courses []int64) error {
+// enrolments reads who is enrolled in each course, and calls done with
+// each course once it is settled: read, or its read refused (enrolErr).
+func (r *reader) enrolments(ctx context.Context, courses []int64, done func(course int64)) error {
 	return forEach(ctx, r.workers, courses, func(ctx context.Context, id int64) error {
 		if r.st.course(id).enrolledRead {
+			done(id)
 			return nil
 		}
 		r.st.counted(moodle.FnEnrolledUsers)
@@ -507,9 +509,11 @@ func (r *reader) enrolments(ctx context.Context, courses []int64) error {
 			r.st.mu.Lock()
 			c.enrolErr = err
 			r.st.mu.Unlock()
+			done(id)
 			return nil
 		}
 		r.setEnrolled(id, users)
+		done(id)
 		return nil
 	})
 }

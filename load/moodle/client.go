@@ -71,6 +71,21 @@ type Client struct {
 	// secrets are the forms of the token that could show up in an answer
 	// (raw and URL-encoded); they are cut out of every error.
 	secrets []string
+	// slots, when set, bounds the requests in flight (Limited): a request
+	// holds one while it is sent and answered, not while it waits to be
+	// tried again.
+	slots chan struct{}
+}
+
+// Limited returns a client that shares this one's connections and
+// settings and keeps at most n requests in flight at once, however many
+// goroutines call it: the load reads, adds and reads back at the same
+// time, and the site sees no more than load.concurrency requests. n < 1
+// means 1.
+func (c *Client) Limited(n int) *Client {
+	l := *c
+	l.slots = make(chan struct{}, max(n, 1))
+	return &l
 }
 
 // Endpoint is the REST server path under wwwroot.
@@ -247,7 +262,7 @@ func (c *Client) Call(ctx context.Context, function string, params *Form, out an
 	wait := c.wait
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := c.once(ctx, function, payload, out)
+		err := c.limit(ctx, func() error { return c.once(ctx, function, payload, out) })
 		c.logCall(function, vars, attempt, time.Since(start), err)
 		if err == nil || !IsTransient(err) || attempt > c.retries || ctx.Err() != nil {
 			if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
@@ -309,6 +324,20 @@ func debugEnabled(l logrus.FieldLogger) bool {
 		return v.Logger == nil || v.Logger.IsLevelEnabled(logrus.DebugLevel)
 	}
 	return true
+}
+
+// limit runs one request in a free slot (Limited), waiting for one.
+func (c *Client) limit(ctx context.Context, send func() error) error {
+	if c.slots == nil {
+		return send()
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.slots }()
+	return send()
 }
 
 func (c *Client) once(ctx context.Context, function string, payload []byte, out any) error {

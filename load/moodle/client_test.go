@@ -356,3 +356,61 @@ func checkTypeError(t *testing.T, err error) {
 		t.Errorf("error text %q does not name the exception", err)
 	}
 }
+
+// TestLimitedBoundsRequestsInFlight: a Limited client never has more
+// requests in flight than its slots, however many goroutines call it; the
+// client it came from is not limited; a call waiting for a slot stops
+// when its context is cancelled.
+func TestLimitedBoundsRequestsInFlight(t *testing.T) {
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		fmt.Fprint(w, `null`)
+	})
+	run := func(c *moodle.Client, calls int) {
+		var wg sync.WaitGroup
+		for range calls {
+			wg.Go(func() {
+				if err := c.DeleteGroups(context.Background(), []int64{1}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		// Let the calls pile up, then answer them all.
+		for inFlight.Load() < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+		close(release)
+		wg.Wait()
+	}
+	run(c.Limited(3), 12)
+	if got := most.Load(); got != 3 {
+		t.Fatalf("most requests in flight through Limited(3): %d, want 3", got)
+	}
+	release = make(chan struct{})
+	most.Store(0)
+	run(c, 12)
+	if got := most.Load(); got <= 3 {
+		t.Fatalf("most requests in flight unlimited: %d, want more than 3", got)
+	}
+
+	// A call waiting for a slot gives up with its context.
+	release = make(chan struct{})
+	defer close(release)
+	one := c.Limited(1)
+	go func() { _ = one.DeleteGroups(context.Background(), []int64{1}) }()
+	for inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := one.DeleteGroups(ctx, []int64{1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call waiting for a slot: %v, want the context's deadline", err)
+	}
+}
