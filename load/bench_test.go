@@ -289,8 +289,8 @@ func TestMoodleTimeFollowsChanges(t *testing.T) {
 // anything but waiting for Moodle (staging, planning, the simulator's own
 // work): the wall time of the same first load on a second institution
 // whose simulator answers at once, over first_s; first_staging_tx_% is
-// the time the first load spent in staging's transactions (every write;
-// transactions at once each count) over its wall time.
+// the time staging was busy during the first load (a transaction open:
+// every write; transactions open at once count once) over its wall time.
 //
 // CMISSYNC_BENCH_STAGING=mysql stages on MariaDB (CMISSYNC_TEST_MYSQL_DSN)
 // instead of SQLite; CMISSYNC_BENCH_NIGHTS=1 runs the first load alone;

@@ -118,13 +118,13 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) erro
 	defer func() {
 		l.log.WithFields(logrus.Fields{"members": len(sent), "read_seconds": read.Seconds(), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions read back and recorded")
 	}()
-	var added []store.AddedMember
+	var added []int64
 	var audit []store.AuditEntry
 	for _, it := range sent {
 		switch {
 		case unknown[it]:
 		case in[it.pair()]:
-			added = append(added, store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID, Owned: true})
+			added = append(added, it.member.ID)
 			audit = append(audit, l.audit(it, "add", it.Reason))
 			it.Outcome = "done"
 		default:
@@ -132,7 +132,8 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) erro
 		}
 	}
 	l.count(&l.res.MembersAdded, int64(len(added)))
-	return l.st.RecordMembersAdded(ctx, added, audit)
+	// sendAdds recorded each one's intent, with its Moodle user.
+	return l.st.RecordIntentDone(ctx, added, audit)
 }
 
 // sendAdds adds members and returns those Moodle accepted. Whether a member

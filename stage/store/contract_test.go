@@ -550,6 +550,40 @@ func TestContractMembersAddedAndKnownUsers(t *testing.T) {
 	})
 }
 
+// TestContractRecordIntentDone: memberships whose intent is in Moodle are
+// recorded as owned, with the intent's user, no longer toadd or waiting,
+// with their audit rows; nothing else changes.
+func TestContractRecordIntentDone(t *testing.T) {
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		seed(t, st, 1)
+		s := readStaged(t, st, store.Filter{})
+		s1, s2, t1 := s.member(t, 1, "G1", "s1"), s.member(t, 1, "G1", "s2"), s.member(t, 1, "G1", "t1")
+		if err := st.RecordIntentDone(ctx, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordIntent(ctx, []store.AddedMember{{ID: s1.ID, MoodleUserID: 501}, {ID: s2.ID, MoodleUserID: 502}, {ID: t1.ID, MoodleUserID: 601}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.MarkWaiting(ctx, []int64{s1.ID}, whole(2026, 11, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordIntentDone(ctx, []int64{s1.ID, s2.ID}, []store.AuditEntry{audit(1, "member", "add"), audit(1, "member", "add")}); err != nil {
+			t.Fatal(err)
+		}
+		s = readStaged(t, st, store.Filter{})
+		for cmisid, uid := range map[string]int64{"s1": 501, "s2": 502} {
+			if m := s.member(t, 1, "G1", cmisid); m.ToAdd || !m.Owned || m.MoodleUserID != uid || !m.WaitingSince.IsZero() || m.WaitingRuns != 0 {
+				t.Errorf("recorded member %s: %+v, want owned as user %d, not toadd nor waiting", cmisid, m, uid)
+			}
+		}
+		if m := s.member(t, 1, "G1", "t1"); !m.ToAdd || m.MoodleUserID != 601 {
+			t.Errorf("member not recorded: %+v, want still toadd with its intent", m)
+		}
+		wantAudit(t, st, 1, "member:add member:add")
+	})
+}
+
 // TestContractDrops checks what each Drop and Forget method deletes, and
 // that it deletes nothing else.
 func TestContractDrops(t *testing.T) {

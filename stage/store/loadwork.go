@@ -207,6 +207,24 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 	})
 }
 
+// RecordIntentDone records memberships Moodle now holds as their intent
+// said (RecordIntent, earlier in this run): owned, toadd cleared, the
+// Moodle user the intent recorded kept. It writes no value per row, so it
+// costs less than RecordMembersAdded.
+func (s *Store) RecordIntentDone(ctx context.Context, ids []int64, audit []AuditEntry) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		q := &stmtCache{tx: tx} // the same statement for every chunk of ids
+		defer q.close()
+		if err := updateIDs(ctx, q, `UPDATE cmis_groupmembers SET owned = 1, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
+			return fmt.Errorf("record members added: %w", err)
+		}
+		return s.insertAudit(ctx, q, audit)
+	})
+}
+
 // DropMembers deletes staged memberships (after their removal from Moodle).
 func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {

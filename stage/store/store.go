@@ -18,7 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -36,16 +36,59 @@ const (
 type Store struct {
 	db *sql.DB
 	d  *dialect // chosen by Open; every engine difference is asked of it
-	// inTxNanos sums the nanoseconds spent in transactions (TxTime).
-	inTxNanos atomic.Int64
+	// busy measures the time during which a transaction is open (TxTime).
+	busy busyClock
 }
 
-// TxTime is how long the store's transactions have taken since it was
-// opened, from begin to commit or rollback; transactions running at once
-// each count in full. Every write of several rows is one, so this is the
-// time staging spent writing (the load benchmarks report it as a share of
-// a load's wall time).
-func (s *Store) TxTime() time.Duration { return time.Duration(s.inTxNanos.Load()) }
+// TxTime is how long staging has been busy since the store was opened:
+// the time during which at least one of its transactions was open, from
+// begin to commit or rollback (transactions open at once count once).
+// Every write of several rows is one, so this is the time staging spent
+// writing (the load benchmarks report it as a share of a load's wall
+// time).
+func (s *Store) TxTime() time.Duration { return s.busy.total() }
+
+// busyClock sums the time during which at least one task is open.
+type busyClock struct {
+	now   func() time.Time // nil: time.Now
+	mu    sync.Mutex
+	open  int
+	since time.Time
+	sum   time.Duration
+}
+
+func (c *busyClock) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func (c *busyClock) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == 0 {
+		c.since = c.clock()
+	}
+	c.open++
+}
+
+func (c *busyClock) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open--; c.open == 0 {
+		c.sum += c.clock().Sub(c.since)
+	}
+}
+
+func (c *busyClock) total() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open > 0 {
+		return c.sum + c.clock().Sub(c.since)
+	}
+	return c.sum
+}
 
 // querier is what both *sql.DB and *sql.Tx offer, so the same code runs
 // inside and outside a transaction.
@@ -105,8 +148,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // inTxWith is inTx with options for the transaction (nil: the defaults).
 func (s *Store) inTxWith(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
-	start := time.Now()
-	defer func() { s.inTxNanos.Add(int64(time.Since(start))) }()
+	s.busy.start()
+	defer s.busy.stop()
 	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
