@@ -1723,6 +1723,29 @@ func TestContractLargeBatches(t *testing.T) {
 				t.Fatalf("created group %d: %+v", i, g)
 			}
 		}
+		// Renamed, more than one join statement takes: flagged where the
+		// name (as bytes) or the idnumber changes.
+		var renames []store.Rename
+		want := map[int64]bool{}
+		for i, g := range readStaged(t, st, store.Filter{}).groups {
+			r := store.Rename{ID: g.ID, Name: g.MoodleName, IDNumber: g.IDNumber}
+			switch i % 4 {
+			case 1:
+				r.Name = fmt.Sprintf("Group \t%d É", i)
+			case 2:
+				r.IDNumber += "b"
+			}
+			renames = append(renames, r)
+			want[g.ID] = i%4 == 1 || i%4 == 2
+		}
+		if err := st.ApplyStage(ctx, &store.StageChanges{Rename: map[string][]store.Rename{store.TableGroups: renames}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range readStaged(t, st, store.Filter{}).groups {
+			if g.ToRename != want[g.ID] || g.Name != renames[i].Name || g.IDNumber != renames[i].IDNumber {
+				t.Fatalf("renamed group %d: %+v, want %+v, torename %v", i, g, renames[i], want[g.ID])
+			}
+		}
 	})
 }
 

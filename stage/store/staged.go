@@ -615,17 +615,23 @@ func (s *Store) ApplyStage(ctx context.Context, c *StageChanges) error {
 			}
 		}
 		for table, rs := range c.Rename {
-			for _, r := range rs {
-				// A new idnumber must reach Moodle even when the name
-				// stays: torename sends both. The names are compared
-				// as bytes (HEX, on both engines): MySQL's moodlename
-				// column compares without case or accents, which took
-				// a rename to "Intro to Java" from "Intro to java" for
-				// no change.
-				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET torename = CASE WHEN toadd = 1 OR (HEX(moodlename) = HEX(?) AND HEX(idnumber) = HEX(?)) THEN 0 ELSE 1 END, name = ?, idnumber = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?`,
-					r.Name, r.IDNumber, r.Name, r.IDNumber, r.ID); err != nil {
-					return fmt.Errorf("rename in %s: %w", table, err)
-				}
+			// A new idnumber must reach Moodle even when the name stays:
+			// torename sends both. The names are compared as bytes (HEX,
+			// on both engines): MySQL's moodlename column compares
+			// without case or accents, which took a rename to "Intro to
+			// Java" from "Intro to java" for no change. torename is set
+			// by a statement of its own, before the idnumber changes:
+			// MySQL does not promise the order of a multi-table UPDATE's
+			// assignments.
+			cols := []string{"v_name", "v_idnumber"}
+			row := func(i int) (int64, []any) { return rs[i].ID, []any{rs[i].Name, rs[i].IDNumber} }
+			if err := s.updateJoin(ctx, tx, table, cols, len(rs), row,
+				`torename = CASE WHEN toadd = 1 OR (HEX(moodlename) = HEX(v.v_name) AND HEX(idnumber) = HEX(v.v_idnumber)) THEN 0 ELSE 1 END`, ""); err != nil {
+				return fmt.Errorf("rename in %s: %w", table, err)
+			}
+			if err := s.updateJoin(ctx, tx, table, cols, len(rs), row,
+				`name = v.v_name, idnumber = v.v_idnumber, updated_at = CURRENT_TIMESTAMP`, ""); err != nil {
+				return fmt.Errorf("rename in %s: %w", table, err)
 			}
 		}
 		return nil
