@@ -10,7 +10,9 @@ import (
 func TestBusyClockCountsOverlapOnce(t *testing.T) {
 	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	c := &busyClock{now: func() time.Time { return now }}
-	at := func(ms int) { now = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond) }
+	at := func(ms int) {
+		now = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
+	}
 	c.start() // A: 0-40
 	at(20)
 	c.start() // B: 20-60
