@@ -525,7 +525,7 @@ func (s *Store) updateJoin(ctx context.Context, q querier, table string, cols []
 const joinTable = "cmissync_join"
 
 // updateJoinTemp is updateJoin through a temporary table: the rows given
-// by order are inserted into it with multi-row INSERTs, and one UPDATE
+// by order are loaded into it (insertMany: LOAD DATA), and one UPDATE
 // joins it (on MariaDB, 1.6 times as fast as a statement per
 // rowsPerJoin rows joined to a derived table of as many SELECTs). It
 // reports false, having changed nothing, when the server refuses the
@@ -552,7 +552,7 @@ func (s *Store) updateJoinTemp(ctx context.Context, q querier, table string, col
 	if _, err := q.ExecContext(ctx, `CREATE TEMPORARY TABLE `+joinTable+` (`+strings.Join(defs, ", ")+`) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`); err != nil {
 		return false, nil
 	}
-	err := insertRows(ctx, q, joinTable, append([]string{"v_id"}, cols...), len(order), func(i int) []any {
+	err := s.insertMany(ctx, q, joinTable, append([]string{"v_id"}, cols...), len(order), func(i int) []any {
 		id, vals := row(order[i])
 		return append([]any{id}, vals...)
 	})
