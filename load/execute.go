@@ -186,9 +186,11 @@ func (l *loader) destroy() []phase {
 // run carries out phases over the items of courses not run yet (each
 // course's items from cp.ran on), phase by phase.
 func (l *loader) run(ctx context.Context, phases []phase, courses []*CoursePlan) error {
+	// A copy: the gate holds back deletions as they come, which takes
+	// them out of cp.Items.
 	fresh := make([][]*Item, len(courses))
 	for i, cp := range courses {
-		fresh[i] = cp.Items[cp.ran:]
+		fresh[i] = slices.Clone(cp.Items[cp.ran:])
 		cp.ran = len(cp.Items)
 	}
 	for _, p := range phases {
