@@ -92,7 +92,7 @@ type StageConfig struct {
 
 // LoadConfig shapes the load step and its policies.
 type LoadConfig struct {
-	Concurrency      int     `toml:"concurrency" doc:"Web-service requests in flight at once (courses are read and batches sent in parallel). Range: 1 to 64." default:"4" min:"1" max:"64"`
+	Concurrency      int     `toml:"concurrency" doc:"Web-service requests in flight at once, whichever part of the load sends them (enrolment reads, additions and read-backs overlap). Range: 1 to 64." default:"4" min:"1" max:"64"`
 	ParkAfter        int     `toml:"park_after" doc:"An item Moodle refuses this many runs in a row is parked: skipped and reported until \"cmissync retry\". 0: never park. Range: 0 to 100." default:"5" min:"0" max:"100"`
 	OnNameClash      string  `toml:"on_name_clash" doc:"A hand-made group or grouping already has the name cmissync wants: rename (create cmissync's as \"NAME (CMIS)\") or adopt (take the hand-made one over by setting cmissync's idnumber on it). Reported either way." default:"rename" oneof:"rename adopt"`
 	OnDeleted        string  `toml:"on_deleted" doc:"A group or grouping cmissync made was deleted in Moodle by hand: recreate (with its members) or forget (park it until \"cmissync retry\")." default:"recreate" oneof:"recreate forget"`
