@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -607,8 +608,10 @@ func (b *builder) resolveMembers(ctx context.Context, st *store.Store, mc *moodl
 	defer cancel()
 	ready := make(chan int64, len(b.plan.Courses))
 	found := make(chan error, 1)
+	var readFailed atomic.Bool
 	go func() {
 		err := b.findUsers(readCtx, mc, usersByField, ready)
+		readFailed.Store(err != nil)
 		close(ready)
 		found <- err
 	}()
@@ -633,7 +636,7 @@ func (b *builder) resolveMembers(ctx context.Context, st *store.Store, mc *moodl
 	}
 	for {
 		batch := b.nextBatch(ready, batchGroups)
-		if len(batch) == 0 {
+		if len(batch) == 0 || readFailed.Load() {
 			break
 		}
 		cps := make([]*CoursePlan, len(batch))
