@@ -38,3 +38,21 @@ func TestRunPicksEachItemOnce(t *testing.T) {
 		t.Fatalf("picked %d items after the hold, want the group's and the grouping's deletions once each", len(picked))
 	}
 }
+
+// TestHeldNothingRun: a plan whose policies held back an item the run has
+// already carried out is refused before any deletion.
+func TestHeldNothingRun(t *testing.T) {
+	cp := &CoursePlan{CourseID: 1, State: "ok"}
+	add := cp.item(&Item{Action: ActAdd, Object: "member"})
+	removal := cp.item(&Item{Action: ActRemove, Object: "member"})
+	p := &Plan{Courses: []*CoursePlan{cp}}
+	cp.hold(removal, "a policy")
+	if err := p.heldNothingRun(); err != nil {
+		t.Fatalf("a deletion held before it ran: %v", err)
+	}
+	add.Outcome = "done"
+	cp.hold(add, "a policy that holds additions")
+	if err := p.heldNothingRun(); err == nil {
+		t.Fatal("an addition already carried out was held back, and the plan was accepted")
+	}
+}

@@ -362,6 +362,9 @@ func buildPlan(ctx context.Context, st *store.Store, mc *moodle.Client, opts *Op
 	if !opts.ApproveDeletes {
 		p.applyGuard(opts.Guard)
 	}
+	if err := p.heldNothingRun(); err != nil {
+		return p, err
+	}
 	p.recount()
 	log.WithFields(logrus.Fields{"courses": len(p.Courses), "writes": p.Totals.Writes(), "held": p.Totals.Held, "offline": p.Offline}).
 		Info("load planned")

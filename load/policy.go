@@ -24,6 +24,23 @@ import (
 // Then the mass-change guard counts what is left, except what an RMV
 // mapping asked for, and holds it all when it is more than allowed.
 
+// heldNothingRun checks, after the policies, that they held back nothing a
+// run has already carried out: a run starts the constructive items of each
+// course while the plan is still being built (resolveMembers), which is
+// the same plan only because policies hold deletions alone. A policy that
+// broke that would be a bug: the run stops before any deletion.
+func (p *Plan) heldNothingRun() error {
+	for _, cp := range p.Courses {
+		for _, it := range cp.Held {
+			if it.Outcome != "" {
+				return fmt.Errorf("internal error: a policy held back %s %s %s in course %d after the run carried it out (%s): no deletion is made this run",
+					it.Action, it.Object, it.IDNumber, cp.CourseID, it.Outcome)
+			}
+		}
+	}
+	return nil
+}
+
 // applyEvidence holds every deletion that lacks positive evidence.
 func (p *Plan) applyEvidence() {
 	ix := newRefusalIndex(p.refused)
