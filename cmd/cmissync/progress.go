@@ -27,6 +27,9 @@ type progress struct {
 	status  string
 	spinner *mpb.Bar
 	bars    map[string]*mpb.Bar
+	// totals are the bars' totals so far: the load's write total grows
+	// as courses are resolved, so a bar completes only at finish.
+	totals map[string]int
 }
 
 // startProgress starts the display of a step, or returns nil when standard
@@ -101,7 +104,9 @@ func (pr *progress) stepStage(stage string, done, total int) {
 			unit, label = "writes", "writing"
 		}
 		pr.status = label
-		b = pr.c.AddBar(int64(total),
+		// Total 0: no completion when done reaches a total that may still
+		// grow (SetTotal below); finish completes the bar.
+		b = pr.c.AddBar(0,
 			mpb.PrependDecorators(
 				decor.Name(fmt.Sprintf("  %-9s", label)),
 				decor.CountersNoUnit("%d/%d "+unit, decor.WCSyncSpaceR),
@@ -112,6 +117,13 @@ func (pr *progress) stepStage(stage string, done, total int) {
 			),
 		)
 		pr.bars[stage] = b
+	}
+	if pr.totals == nil {
+		pr.totals = map[string]int{}
+	}
+	if pr.totals[stage] != total {
+		pr.totals[stage] = total
+		b.SetTotal(int64(total), false)
 	}
 	b.SetCurrent(int64(done))
 }
@@ -124,8 +136,12 @@ func (pr *progress) finish(outcome string, took time.Duration) {
 	}
 	pr.setStatus(outcome)
 	pr.mu.Lock()
-	for _, b := range pr.bars {
-		if !b.Completed() {
+	for stage, b := range pr.bars {
+		switch {
+		case b.Completed():
+		case b.Current() >= int64(pr.totals[stage]):
+			b.SetTotal(-1, true)
+		default:
 			b.Abort(false)
 		}
 	}

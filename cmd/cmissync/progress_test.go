@@ -60,6 +60,24 @@ func TestProgressShowsPlanAndWrites(t *testing.T) {
 	nilProgress.finish("ok", time.Second)
 }
 
+// TestProgressWriteTotalGrows: the load's write total grows as courses are
+// resolved; reaching a total that later grows does not end the bar, and
+// the bar ends complete when every write counted is done.
+func TestProgressWriteTotalGrows(t *testing.T) {
+	var term syncBuffer
+	pr := newProgress(&term, "load", &logSink{w: &bytes.Buffer{}}, true)
+	pr.stepStage("write", 100, 100)
+	pr.stepStage("write", 150, 300)
+	pr.stepStage("write", 300, 300)
+	pr.finish("ok", time.Second)
+	out := term.String()
+	for _, want := range []string{"300/300 writes", "100 %"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the display lacks %q:\n%q", want, out)
+		}
+	}
+}
+
 func TestLoggerTimestampsAndColours(t *testing.T) {
 	t.Setenv("NO_COLOR", "1")
 	for format, stamp := range map[string]*regexp.Regexp{
