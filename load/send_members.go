@@ -59,22 +59,18 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	// The additions go in waves of as many groups as readsPerWave
 	// read-back calls take. A wave is read back and recorded while the
 	// next is sent, so that staging's work on one overlaps Moodle's on the
-	// other; one of the load's Concurrency slots is the read-back's
-	// meanwhile. The last wave is read back while the plan resolves the
-	// next courses' members (settle waits for it).
+	// other (the client's Concurrency slots bound both together). The last
+	// wave is read back while the plan resolves the next courses' members
+	// (settle waits for it).
 	for _, wave := range waves(adds, readsPerWave*l.mc.Capacity(moodle.VarsPerReadByID)) {
-		workers := l.opts.Concurrency
-		if l.verifying != nil && workers > 1 {
-			workers--
-		}
 		start := time.Now()
-		sent, err := l.sendAdds(ctx, wave, workers)
+		sent, err := l.sendAdds(ctx, wave)
 		l.log.WithFields(logrus.Fields{"members": len(wave), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions sent")
 		if err = errors.Join(err, l.settle()); err != nil {
 			return err
 		}
 		done := make(chan error, 1)
-		go func() { done <- l.verifyAdds(ctx, sent, 1) }()
+		go func() { done <- l.verifyAdds(ctx, sent) }()
 		l.verifying = done
 	}
 	return nil
@@ -105,12 +101,11 @@ func waves(adds []*Item, size int) [][]*Item {
 	return out
 }
 
-// verifyAdds reads back the groups of members Moodle accepted, with up to
-// workers calls at a time, and records those found there; the others are
-// reported as not verified.
-func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) error {
+// verifyAdds reads back the groups of members Moodle accepted and records
+// those found there; the others are reported as not verified.
+func (l *loader) verifyAdds(ctx context.Context, sent []*Item) error {
 	start := time.Now()
-	in, unknown, err := l.readBack(ctx, sent, workers)
+	in, unknown, err := l.readBack(ctx, sent)
 	if err != nil {
 		return err
 	}
@@ -151,7 +146,7 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item, workers int) erro
 //
 // So a member who is not enrolled costs a few calls, never a read of every
 // course with members to add.
-func (l *loader) sendAdds(ctx context.Context, adds []*Item, workers int) ([]*Item, error) {
+func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 	var mu sync.Mutex
 	var sent, refused []*Item
 	// The intent survives a crash after Moodle applied an add: the next
@@ -206,7 +201,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item, workers int) ([]*It
 		first = append(first, []*Item{it})
 	}
 	// First pass: the batches as made, not split.
-	err := forEach(ctx, workers, first, func(ctx context.Context, b []*Item) error {
+	err := forEach(ctx, l.opts.Concurrency, first, func(ctx context.Context, b []*Item) error {
 		err := send(ctx, b)
 		switch {
 		case err == nil:
@@ -237,7 +232,7 @@ func (l *loader) sendAdds(ctx context.Context, adds []*Item, workers int) ([]*It
 		byCourse[it.CourseID] = append(byCourse[it.CourseID], it)
 	}
 	sortInt64(courses)
-	err = forEach(ctx, workers, courses, func(ctx context.Context, course int64) error {
+	err = forEach(ctx, l.opts.Concurrency, courses, func(ctx context.Context, course int64) error {
 		items := byCourse[course]
 		if len(courses) > 1 {
 			err := send(ctx, items)
@@ -326,7 +321,7 @@ func (l *loader) notVerified(ctx context.Context, it *Item, function, message st
 // set of (group, user). A group deleted meanwhile reads as empty. Items of
 // groups that could not be read are reported as not verified and listed in
 // unknown.
-func (l *loader) readBack(ctx context.Context, sent []*Item, workers int) (in map[moodle.Pair]bool, unknown map[*Item]bool, err error) {
+func (l *loader) readBack(ctx context.Context, sent []*Item) (in map[moodle.Pair]bool, unknown map[*Item]bool, err error) {
 	unknown = map[*Item]bool{}
 	if len(sent) == 0 {
 		return map[moodle.Pair]bool{}, unknown, nil
@@ -335,7 +330,7 @@ func (l *loader) readBack(ctx context.Context, sent []*Item, workers int) (in ma
 	for _, it := range sent {
 		owner[it.obj.live.id] = it.CourseID
 	}
-	res, err := membersByID(ctx, l.mc, workers, sortedIDs(owner), nil)
+	res, err := membersByID(ctx, l.mc, l.opts.Concurrency, sortedIDs(owner), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -384,7 +379,7 @@ func (l *loader) removeMembers(ctx context.Context, items []*Item) error {
 	if err != nil {
 		return err
 	}
-	in, unknown, err := l.readBack(ctx, sent, l.opts.Concurrency)
+	in, unknown, err := l.readBack(ctx, sent)
 	if err != nil {
 		return err
 	}
