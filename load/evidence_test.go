@@ -100,11 +100,24 @@ func TestRefusedRowsProtectWhatTheyMayDescribe(t *testing.T) {
 			f.dumpWith(map[string][]string{"G01": {"0010001", "0010002"}, "G02": {"0020001", "0020002"}}, map[string][]string{"G02": {"T1"}})
 			f.load()
 			f.dumpWith(map[string][]string{"G02": {"0020002"}}, nil, c.refused...)
+			dry, err := load.MakePlan(context.Background(), f.st, f.mc, load.Options{}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
 			res := f.loadWith(load.Options{})
 			want := append([]string(nil), c.held...)
 			sort.Strings(want)
 			if got := heldLines(res.Plan); strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Fatalf("held %q, want %q", got, want)
+			}
+			// The plan printed beforehand held the same, and listed exactly
+			// the deletions the run then carried out.
+			if got := heldLines(dry); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("the dry run held %q, want %q", got, want)
+			}
+			planned, done := deletionLines(dry, false), deletionLines(res.Plan, true)
+			if strings.Join(planned, "|") != strings.Join(done, "|") || len(planned) != 3-len(c.held) {
+				t.Errorf("the dry run planned the deletions %q, the run carried out %q (of 3, %d held)", planned, done, len(c.held))
 			}
 			for _, it := range res.Plan.Held() {
 				if !strings.Contains(it.Held, "refused") && !strings.Contains(it.Held, "unreadable") {
@@ -122,6 +135,22 @@ func TestRefusedRowsProtectWhatTheyMayDescribe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deletionLines lists the plan's deletions that go ahead (done: those the
+// run carried out).
+func deletionLines(p *load.Plan, done bool) []string {
+	var out []string
+	for _, cp := range p.Courses {
+		for _, it := range cp.Items {
+			if it.Action != load.ActDelete && it.Action != load.ActRemove || done && it.Outcome != "done" {
+				continue
+			}
+			out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", it.Action, it.Object, it.IDNumber, it.CMISID)))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func contains(list []string, s string) bool {
