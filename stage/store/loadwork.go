@@ -174,11 +174,23 @@ func (s *Store) SetRenameFlag(ctx context.Context, table string, rowID int64, re
 
 // RecordAssigned records that groups are in their groupings.
 func (s *Store) RecordAssigned(ctx context.Context, groupRowIDs []int64, audit []AuditEntry) error {
+	return s.byIDsWithAudit(ctx, `UPDATE cmis_groups_course SET assigned = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, groupRowIDs, audit)
+}
+
+// byIDsWithAudit runs prefix + "(?, ...)" over ids (updateIDs) and appends
+// the audit entries, in one transaction: the shape of every change of
+// staged rows by id that goes with what was done in Moodle.
+func (s *Store) byIDsWithAudit(ctx context.Context, prefix string, ids []int64, audit []AuditEntry) error {
+	if len(ids) == 0 && len(audit) == 0 {
+		return nil
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := updateIDs(ctx, tx, `UPDATE cmis_groups_course SET assigned = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, groupRowIDs); err != nil {
+		q := &stmtCache{tx: tx} // the same statement for every chunk of ids
+		defer q.close()
+		if err := updateIDs(ctx, q, prefix, ids); err != nil {
 			return err
 		}
-		return s.insertAudit(ctx, tx, audit)
+		return s.insertAudit(ctx, q, audit)
 	})
 }
 
@@ -212,29 +224,13 @@ func (s *Store) RecordMembersAdded(ctx context.Context, added []AddedMember, aud
 // Moodle user the intent recorded kept. It writes no value per row, so it
 // costs less than RecordMembersAdded.
 func (s *Store) RecordIntentDone(ctx context.Context, ids []int64, audit []AuditEntry) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		q := &stmtCache{tx: tx} // the same statement for every chunk of ids
-		defer q.close()
-		if err := updateIDs(ctx, q, `UPDATE cmis_groupmembers SET owned = 1, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
-			return fmt.Errorf("record members added: %w", err)
-		}
-		return s.insertAudit(ctx, q, audit)
-	})
+	return wrap(s.byIDsWithAudit(ctx, `UPDATE cmis_groupmembers SET owned = 1, toadd = 0, attempts = 0, last_error = '', waiting_since = NULL, waiting_runs = 0, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids, audit),
+		"record members added")
 }
 
 // DropMembers deletes staged memberships (after their removal from Moodle).
 func (s *Store) DropMembers(ctx context.Context, ids []int64, audit []AuditEntry) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		q := &stmtCache{tx: tx} // the same statements, many times
-		defer q.close()
-		if err := updateIDs(ctx, q, `DELETE FROM cmis_groupmembers WHERE id IN `, ids); err != nil {
-			return err
-		}
-		return s.insertAudit(ctx, q, audit)
-	})
+	return s.byIDsWithAudit(ctx, `DELETE FROM cmis_groupmembers WHERE id IN `, ids, audit)
 }
 
 // DropGroups deletes staged groups and their staged memberships (after the
@@ -282,12 +278,7 @@ func (s *Store) DropGroups(ctx context.Context, groups []GroupRow, audit []Audit
 
 // DropGroupings deletes staged groupings by row id.
 func (s *Store) DropGroupings(ctx context.Context, ids []int64, audit []AuditEntry) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := updateIDs(ctx, tx, `DELETE FROM cmis_groupings WHERE id IN `, ids); err != nil {
-			return err
-		}
-		return s.insertAudit(ctx, tx, audit)
-	})
+	return s.byIDsWithAudit(ctx, `DELETE FROM cmis_groupings WHERE id IN `, ids, audit)
 }
 
 // ForgetGroup records that an owned group no longer exists in Moodle
@@ -572,12 +563,7 @@ func (s *Store) updateJoinTemp(ctx context.Context, q querier, table string, col
 // that cmissync leaves out while CMIS lists them (load.on_member_removed =
 // respect).
 func (s *Store) RespectRemovals(ctx context.Context, ids []int64, audit []AuditEntry) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := updateIDs(ctx, tx, `UPDATE cmis_groupmembers SET removed_in_moodle = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids); err != nil {
-			return err
-		}
-		return s.insertAudit(ctx, tx, audit)
-	})
+	return s.byIDsWithAudit(ctx, `UPDATE cmis_groupmembers SET removed_in_moodle = 1, updated_at = CURRENT_TIMESTAMP WHERE id IN `, ids, audit)
 }
 
 // AuditMember keys a membership in the audit trail.
