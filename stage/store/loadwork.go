@@ -104,45 +104,41 @@ func (s *Store) RecordCreated(ctx context.Context, table string, done []Created,
 	})
 }
 
-// unassignGroupsOf clears the assigned flag of the groups of groupings,
-// course by course, through the groups' (courseid, modulecode, ...) key:
-// one UPDATE per course. (A subquery on the groupings, (courseid,
-// modulecode) IN (SELECT ...), made MariaDB scan every staged group once
-// per grouping: a quarter of an hour for 20,000 groupings.)
+// unassignGroupsOf clears the assigned flag of the groups of groupings that
+// have it set: a statement per rowsPerInsert groupings finds them, joining
+// the groupings (by id) to their groups through the groups' (courseid,
+// modulecode, ...) key, and one more clears them by id. A grouping created
+// for the first time has no such group, so a first load writes nothing
+// here. (A subquery on the groupings, (courseid, modulecode) IN (SELECT
+// ...), made MariaDB scan every staged group once per grouping: a quarter
+// of an hour for 20,000 groupings; an UPDATE per course cost a statement
+// per course even when no group was assigned.)
 func unassignGroupsOf(ctx context.Context, q querier, groupings []Created) error {
-	modules := map[int64][]any{}
-	for start := 0; start < len(groupings); start += rowsPerInsert {
-		part := groupings[start:min(start+rowsPerInsert, len(groupings))]
+	var assigned []int64
+	for part := range slices.Chunk(groupings, rowsPerInsert) {
 		ids := make([]any, len(part))
 		for i, g := range part {
 			ids[i] = g.RowID
 		}
-		rows, err := q.QueryContext(ctx, `SELECT courseid, modulecode FROM `+TableGroupings+` WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+		rows, err := q.QueryContext(ctx, `SELECT g.id FROM `+TableGroupings+` gg JOIN `+TableGroups+` g ON g.courseid = gg.courseid AND g.modulecode = gg.modulecode
+WHERE gg.id IN (`+placeholders(len(ids))+`) AND g.assigned = 1`, ids...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var course int64
-			var module string
-			if err := rows.Scan(&course, &module); err != nil {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return err
 			}
-			modules[course] = append(modules[course], module)
+			assigned = append(assigned, id)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 	}
-	for _, course := range slices.Sorted(maps.Keys(modules)) {
-		for ms := range slices.Chunk(modules[course], rowsPerInsert) {
-			if _, err := q.ExecContext(ctx, `UPDATE `+TableGroups+` SET assigned = 0 WHERE courseid = ? AND modulecode IN (`+placeholders(len(ms))+`)`, append([]any{course}, ms...)...); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return updateIDs(ctx, q, `UPDATE `+TableGroups+` SET assigned = 0 WHERE id IN `, assigned)
 }
 
 // RecordRenamed records the name a grouping or group now has in Moodle.
