@@ -213,8 +213,9 @@ func (a *app) auditCommand() *cobra.Command {
 		Use:   "audit",
 		Short: "Show what cmissync did in Moodle (the audit trail), e.g. to one course or one person",
 		Long: `Lists the changes cmissync applied to Moodle, oldest first, from the
-cmissync_audit table: groupings and groups created, adopted, renamed,
-recreated, deleted and forgotten, members added, found and removed.
+audit trail (tables cmissync_audit and cmissync_audit_members): groupings
+and groups created, adopted, renamed, recreated, deleted and forgotten,
+members added, found and removed.
 
 Narrow it by course (--course), run (--run, --last), person (--user: a CMIS
 student or staff id, or a Moodle user id), group or grouping (--moodle-id:

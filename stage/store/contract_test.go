@@ -205,7 +205,7 @@ func snapshot(t *testing.T, st *store.Store) string {
 	t.Helper()
 	var b strings.Builder
 	for _, table := range []string{store.TableGroupings, store.TableGroups, store.TableMembers, "mapped_modules",
-		"cmissync_enrolments", "cmissync_frozen_courses", "cmissync_audit", "cmissync_meta"} {
+		"cmissync_enrolments", "cmissync_frozen_courses", "cmissync_audit", "cmissync_audit_members", "cmissync_meta"} {
 		rows, err := st.DB().Query("SELECT * FROM " + table)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -55,6 +56,15 @@ type dialect struct {
 	// rolled back to break a deadlock; isContention an error that only says
 	// another transaction held what the statement needed.
 	isDuplicate, isDeadlock, isContention func(error) bool
+	// firstID is the id given to the first row of a multi-row INSERT of n
+	// rows, from its result: MySQL reports the first, SQLite the last.
+	firstID func(res sql.Result, n int) (int64, error)
+	// consecutiveIDs reports whether a multi-row INSERT ... VALUES gives
+	// its rows ids one apart, so that firstID names them all. SQLite
+	// does (one writer at a time); MySQL and MariaDB do unless
+	// innodb_autoinc_lock_mode is 2 (interleaved: MySQL 8's default) or
+	// auto_increment_increment is not 1 (Galera clusters).
+	consecutiveIDs func(ctx context.Context, db *sql.DB) bool
 }
 
 // dialectOf returns the dialect of an engine.
@@ -113,6 +123,11 @@ var sqliteDialect = dialect{
 		return errors.As(err, &se) && (se.Code() == 1555 || se.Code() == 2067)
 	},
 	isDeadlock: func(error) bool { return false }, // one writer at a time: SQLite waits, never deadlocks
+	firstID: func(res sql.Result, n int) (int64, error) {
+		last, err := res.LastInsertId()
+		return last - int64(n) + 1, err
+	},
+	consecutiveIDs: func(context.Context, *sql.DB) bool { return true },
 	isContention: func(err error) bool {
 		// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
 		var se *sqlite.Error
@@ -194,6 +209,12 @@ var mysqlDialect = dialect{
 	bulk:        true,
 	isDuplicate: func(err error) bool { return mysqlErrno(err) == errDuplicateEntry },
 	isDeadlock:  func(err error) bool { return mysqlErrno(err) == errDeadlock },
+	firstID:     func(res sql.Result, _ int) (int64, error) { return res.LastInsertId() },
+	consecutiveIDs: func(ctx context.Context, db *sql.DB) bool {
+		var mode, step int64
+		err := db.QueryRowContext(ctx, `SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment`).Scan(&mode, &step)
+		return err == nil && mode != 2 && step == 1
+	},
 	isContention: func(err error) bool {
 		n := mysqlErrno(err)
 		return n == errDeadlock || n == errLockWait

@@ -289,37 +289,37 @@ type AuditQuery struct {
 
 // FindAudit returns the audit entries the query selects, oldest first.
 func (s *Store) FindAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
-	where, args := Filter{Courses: q.Courses}.clause("courseid")
+	where, args := Filter{Courses: q.Courses}.clause("a.courseid")
 	if q.RunID != "" {
-		where += ` AND run_id = ?`
+		where += ` AND a.run_id = ?`
 		args = append(args, q.RunID)
 	}
 	if q.User != "" {
 		if uid, err := strconv.ParseInt(q.User, 10, 64); err == nil && uid > 0 {
-			where += ` AND (cmisid = ? OR (userid = ? AND object = 'member'))`
+			where += ` AND (COALESCE(m.cmisid, a.cmisid) = ? OR (COALESCE(m.userid, a.userid) = ? AND a.object = 'member'))`
 			args = append(args, q.User, uid)
 		} else {
-			where += ` AND cmisid = ?`
+			where += ` AND COALESCE(m.cmisid, a.cmisid) = ?`
 			args = append(args, q.User)
 		}
 	}
 	if q.MoodleID != 0 {
-		where += ` AND moodle_id = ?`
+		where += ` AND a.moodle_id = ?`
 		args = append(args, q.MoodleID)
 	}
 	if q.IDNumber != "" {
-		where += ` AND idnumber = ?`
+		where += ` AND a.idnumber = ?`
 		args = append(args, q.IDNumber)
 	}
-	sqlText := `SELECT id, run_id, courseid, object, idnumber, name, action, moodle_id, userid, cmisid, detail, created_at FROM cmissync_audit WHERE 1=1` + where + ` ORDER BY id`
+	sel := `SELECT a.id AS id, COALESCE(m.n, 0) AS n, ` + auditEntryCols + `, a.created_at` + auditFrom + ` WHERE 1=1` + where
+	sqlText := sel + ` ORDER BY a.id, m.n`
 	if q.Limit > 0 {
-		sqlText = `SELECT * FROM (SELECT id, run_id, courseid, object, idnumber, name, action, moodle_id, userid, cmisid, detail, created_at FROM cmissync_audit WHERE 1=1` + where +
-			` ORDER BY id DESC LIMIT ` + strconv.Itoa(q.Limit) + `) newest ORDER BY id`
+		sqlText = `SELECT * FROM (` + sel + ` ORDER BY a.id DESC, m.n DESC LIMIT ` + strconv.Itoa(q.Limit) + `) newest ORDER BY id, n`
 	}
 	rows, err := all(ctx, s.db, sqlText, args, func(r *sql.Rows) (AuditRecord, error) {
 		var e AuditRecord
-		var id int64
-		err := r.Scan(&id, &e.RunID, &e.CourseID, &e.Object, &e.IDNumber, &e.Name, &e.Action, &e.MoodleID, &e.UserID, &e.CMISID, &e.Detail, &e.Created)
+		var id, n int64
+		err := r.Scan(&id, &n, &e.RunID, &e.CourseID, &e.Object, &e.IDNumber, &e.Name, &e.Action, &e.MoodleID, &e.UserID, &e.CMISID, &e.Detail, &e.Created)
 		return e, err
 	})
 	return rows, wrap(err, "read the audit trail")

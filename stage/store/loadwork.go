@@ -29,11 +29,71 @@ type AuditEntry struct {
 	Detail   string
 }
 
+// auditCols are the columns insertAudit writes, in AuditEntry's order.
+var auditCols = []string{"run_id", "courseid", "object", "idnumber", "name", "action", "moodle_id", "userid", "cmisid", "detail"}
+
+func auditRow(e AuditEntry) []any {
+	return []any{e.RunID, e.CourseID, e.Object, truncate(e.IDNumber, 100), truncate(e.Name, 254), e.Action, e.MoodleID, e.UserID, truncate(e.CMISID, 100), truncate(e.Detail, 1000)}
+}
+
+// insertAudit appends entries to the audit trail, in their order. A run of
+// two or more consecutive member entries alike but for the user (the
+// members a wave added to a group) is one cmissync_audit row, with user 0,
+// and a cmissync_audit_members row per member (migration 008): what the
+// trail costs a first load is then a narrow row per member. Every reader
+// joins the two and sees an entry per member. Where the engine cannot name
+// the ids of a multi-row INSERT (compactAudit false), every entry is a row.
 func (s *Store) insertAudit(ctx context.Context, q querier, entries []AuditEntry) error {
-	return s.insertMany(ctx, q, "cmissync_audit", []string{"run_id", "courseid", "object", "idnumber", "name", "action", "moodle_id", "userid", "cmisid", "detail"}, len(entries), func(i int) []any {
-		e := entries[i]
-		return []any{e.RunID, e.CourseID, e.Object, truncate(e.IDNumber, 100), truncate(e.Name, 254), e.Action, e.MoodleID, e.UserID, truncate(e.CMISID, 100), truncate(e.Detail, 1000)}
-	})
+	if !s.compactAudit {
+		return s.insertMany(ctx, q, "cmissync_audit", auditCols, len(entries), func(i int) []any { return auditRow(entries[i]) })
+	}
+	heads, runs := compactAudit(entries)
+	var members [][]any
+	err := insertRowsThen(ctx, q, "cmissync_audit", auditCols, len(heads), func(i int) []any { return auditRow(heads[i]) },
+		func(start, end int, res sql.Result) error {
+			first, err := s.d.firstID(res, end-start)
+			if err != nil {
+				return fmt.Errorf("audit: the ids of the rows written: %w", err)
+			}
+			for i := start; i < end; i++ {
+				for n, m := range runs[i] {
+					members = append(members, []any{first + int64(i-start), n, m.UserID, truncate(m.CMISID, 100)})
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	return s.insertMany(ctx, q, "cmissync_audit_members", []string{"audit_id", "n", "userid", "cmisid"}, len(members), func(i int) []any { return members[i] })
+}
+
+// compactAudit folds each run of two or more consecutive member entries
+// alike but for UserID and CMISID into one head entry (UserID 0, CMISID
+// "") with the run's entries in runs; every other entry is its own head,
+// with no run.
+func compactAudit(entries []AuditEntry) (heads []AuditEntry, runs [][]AuditEntry) {
+	alike := func(a, b AuditEntry) bool {
+		a.UserID, a.CMISID, b.UserID, b.CMISID = 0, "", 0, ""
+		return a == b
+	}
+	for i := 0; i < len(entries); {
+		j := i + 1
+		if entries[i].Object == "member" {
+			for j < len(entries) && alike(entries[i], entries[j]) {
+				j++
+			}
+		}
+		head := entries[i]
+		var run []AuditEntry
+		if j-i > 1 {
+			head.UserID, head.CMISID = 0, ""
+			run = entries[i:j]
+		}
+		heads, runs = append(heads, head), append(runs, run)
+		i = j
+	}
+	return heads, runs
 }
 
 // RecordAudit appends entries that go with no staging change.
@@ -44,20 +104,28 @@ func (s *Store) RecordAudit(ctx context.Context, entries []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.insertAudit(ctx, tx, entries) })
 }
 
+// auditFrom selects the audit trail as entries, one per member of a
+// compacted row (insertAudit), in the order written: id, then n.
+const auditFrom = ` FROM cmissync_audit a LEFT JOIN cmissync_audit_members m ON m.audit_id = a.id`
+
+// auditEntryCols are the columns of an AuditEntry from auditFrom, in
+// AuditEntry's order.
+const auditEntryCols = `a.run_id, a.courseid, a.object, a.idnumber, a.name, a.action, a.moodle_id, COALESCE(m.userid, a.userid), COALESCE(m.cmisid, a.cmisid), a.detail`
+
 // Audit returns the audit trail of a course (all courses when 0), oldest
 // first, limited to the runs given (all when empty).
 func (s *Store) Audit(ctx context.Context, courseID int64, runID string) ([]AuditEntry, error) {
-	q := `SELECT run_id, courseid, object, idnumber, name, action, moodle_id, userid, cmisid, detail FROM cmissync_audit WHERE 1=1`
+	q := `SELECT ` + auditEntryCols + auditFrom + ` WHERE 1=1`
 	var args []any
 	if courseID > 0 {
-		q += ` AND courseid = ?`
+		q += ` AND a.courseid = ?`
 		args = append(args, courseID)
 	}
 	if runID != "" {
-		q += ` AND run_id = ?`
+		q += ` AND a.run_id = ?`
 		args = append(args, runID)
 	}
-	return all(ctx, s.db, q+` ORDER BY id`, args, func(r *sql.Rows) (AuditEntry, error) {
+	return all(ctx, s.db, q+` ORDER BY a.id, m.n`, args, func(r *sql.Rows) (AuditEntry, error) {
 		var e AuditEntry
 		err := r.Scan(&e.RunID, &e.CourseID, &e.Object, &e.IDNumber, &e.Name, &e.Action, &e.MoodleID, &e.UserID, &e.CMISID, &e.Detail)
 		return e, err
@@ -588,8 +656,8 @@ func (s *Store) AddedByAudit(ctx context.Context, courseID int64, members []Audi
 	const chunk = 500
 	for start := 0; start < len(list); start += chunk {
 		part := list[start:min(start+chunk, len(list))]
-		rows, err := all(ctx, s.db, `SELECT idnumber, userid, action FROM cmissync_audit
-WHERE courseid = ? AND object = 'member' AND idnumber IN (`+placeholders(len(part))+`) ORDER BY id`,
+		rows, err := all(ctx, s.db, `SELECT a.idnumber, COALESCE(m.userid, a.userid), a.action`+auditFrom+`
+WHERE a.courseid = ? AND a.object = 'member' AND a.idnumber IN (`+placeholders(len(part))+`) ORDER BY a.id, m.n`,
 			append([]any{courseID}, part...), func(r *sql.Rows) (AuditEntry, error) {
 				var e AuditEntry
 				err := r.Scan(&e.IDNumber, &e.UserID, &e.Action)

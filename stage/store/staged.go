@@ -782,14 +782,26 @@ const rowsPerInsert = 500
 // insertRows writes n rows (row(i) gives the values of row i in cols order)
 // with multi-row INSERTs of at most rowsPerInsert rows.
 func insertRows(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) []any) error {
+	return insertRowsThen(ctx, q, table, cols, n, row, nil)
+}
+
+// insertRowsThen is insertRows that hands the result of the statement of
+// rows [start, end) to done (when not nil) before the next.
+func insertRowsThen(ctx context.Context, q querier, table string, cols []string, n int, row func(i int) []any, done func(start, end int, res sql.Result) error) error {
 	for start := 0; start < n; start += rowsPerInsert {
 		end := min(start+rowsPerInsert, n)
 		args := make([]any, 0, (end-start)*len(cols))
 		for i := start; i < end; i++ {
 			args = append(args, row(i)...)
 		}
-		if _, err := q.ExecContext(ctx, insertSQL(table, cols, end-start, ""), args...); err != nil {
+		res, err := q.ExecContext(ctx, insertSQL(table, cols, end-start, ""), args...)
+		if err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		if done != nil {
+			if err := done(start, end, res); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -38,6 +38,10 @@ type Store struct {
 	d  *dialect // chosen by Open; every engine difference is asked of it
 	// busy measures the time during which a transaction is open (TxTime).
 	busy busyClock
+	// compactAudit says insertAudit writes a run of alike member entries
+	// as one cmissync_audit row and its cmissync_audit_members
+	// (dialect.consecutiveIDs); otherwise a row per entry.
+	compactAudit bool
 }
 
 // TxTime is how long staging has been busy since the store was opened:
@@ -117,7 +121,7 @@ func Open(ctx context.Context, engine, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("staging: connect to %s: %w", engine, scrub(err))
 	}
-	return &Store{db: db, d: d}, nil
+	return &Store{db: db, d: d, compactAudit: d.consecutiveIDs(pctx, db)}, nil
 }
 
 // scrub removes nothing today: the mysql driver never puts the password in
