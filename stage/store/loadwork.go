@@ -47,7 +47,7 @@ func (s *Store) insertAudit(ctx context.Context, q querier, entries []AuditEntry
 	if !s.compactAudit {
 		return s.insertMany(ctx, q, "cmissync_audit", auditCols, len(entries), func(i int) []any { return auditRow(entries[i]) })
 	}
-	heads, runs := compactAudit(entries)
+	heads, runs := foldAudit(entries)
 	var members [][]any
 	err := insertRowsThen(ctx, q, "cmissync_audit", auditCols, len(heads), func(i int) []any { return auditRow(heads[i]) },
 		func(start, end int, res sql.Result) error {
@@ -68,11 +68,11 @@ func (s *Store) insertAudit(ctx context.Context, q querier, entries []AuditEntry
 	return s.insertMany(ctx, q, "cmissync_audit_members", []string{"audit_id", "n", "userid", "cmisid"}, len(members), func(i int) []any { return members[i] })
 }
 
-// compactAudit folds each run of two or more consecutive member entries
+// foldAudit folds each run of two or more consecutive member entries
 // alike but for UserID and CMISID into one head entry (UserID 0, CMISID
 // "") with the run's entries in runs; every other entry is its own head,
 // with no run.
-func compactAudit(entries []AuditEntry) (heads []AuditEntry, runs [][]AuditEntry) {
+func foldAudit(entries []AuditEntry) (heads []AuditEntry, runs [][]AuditEntry) {
 	alike := func(a, b AuditEntry) bool {
 		a.UserID, a.CMISID, b.UserID, b.CMISID = 0, "", 0, ""
 		return a == b
