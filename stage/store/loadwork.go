@@ -113,23 +113,22 @@ const auditFrom = ` FROM cmissync_audit a LEFT JOIN cmissync_audit_members m ON 
 const auditEntryCols = `a.run_id, a.courseid, a.object, a.idnumber, a.name, a.action, a.moodle_id, COALESCE(m.userid, a.userid), COALESCE(m.cmisid, a.cmisid), a.detail`
 
 // Audit returns the audit trail of a course (all courses when 0), oldest
-// first, limited to the runs given (all when empty).
+// first, limited to the runs given (all when empty): FindAudit's entries
+// without their times.
 func (s *Store) Audit(ctx context.Context, courseID int64, runID string) ([]AuditEntry, error) {
-	q := `SELECT ` + auditEntryCols + auditFrom + ` WHERE 1=1`
-	var args []any
+	q := AuditQuery{RunID: runID}
 	if courseID > 0 {
-		q += ` AND a.courseid = ?`
-		args = append(args, courseID)
+		q.Courses = []int64{courseID}
 	}
-	if runID != "" {
-		q += ` AND a.run_id = ?`
-		args = append(args, runID)
+	recs, err := s.FindAudit(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	return all(ctx, s.db, q+` ORDER BY a.id, m.n`, args, func(r *sql.Rows) (AuditEntry, error) {
-		var e AuditEntry
-		err := r.Scan(&e.RunID, &e.CourseID, &e.Object, &e.IDNumber, &e.Name, &e.Action, &e.MoodleID, &e.UserID, &e.CMISID, &e.Detail)
-		return e, err
-	})
+	out := make([]AuditEntry, len(recs))
+	for i, r := range recs {
+		out[i] = r.AuditEntry
+	}
+	return out, nil
 }
 
 // Created is a grouping or group now in Moodle under a name.
