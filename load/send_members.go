@@ -62,11 +62,32 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 	// other (the client's Concurrency slots bound both together). The last
 	// wave is read back while the plan resolves the next courses' members
 	// (settle waits for it).
-	for _, wave := range waves(adds, readsPerWave*l.mc.Capacity(moodle.VarsPerReadByID)) {
+	//
+	// The intent survives a crash after Moodle applied an add: the next
+	// run finds the member there and knows cmissync put them. Each wave's
+	// intent is committed, in one transaction, before its first call; the
+	// next wave's is written while this one is sent, so that only the
+	// first wave waits for its intent.
+	ws := waves(adds, readsPerWave*l.mc.Capacity(moodle.VarsPerReadByID))
+	var intent <-chan error
+	if len(ws) > 0 {
+		intent = l.recordIntent(ctx, ws[0])
+	}
+	for i, wave := range ws {
+		if err := <-intent; err != nil {
+			return err
+		}
+		intent = nil
+		if i+1 < len(ws) {
+			intent = l.recordIntent(ctx, ws[i+1])
+		}
 		start := time.Now()
 		sent, err := l.sendAdds(ctx, wave)
 		l.log.WithFields(logrus.Fields{"members": len(wave), "seconds": time.Since(start).Seconds()}).Debug("a wave of additions sent")
 		if err = errors.Join(err, l.settle()); err != nil {
+			if intent != nil {
+				err = errors.Join(err, <-intent) // nothing writes after the load returns
+			}
 			return err
 		}
 		done := make(chan error, 1)
@@ -74,6 +95,24 @@ func (l *loader) addMembers(ctx context.Context, items []*Item) error {
 		l.verifying = done
 	}
 	return nil
+}
+
+// recordIntent records, on its own goroutine, the Moodle user each of a
+// wave's members is about to be added as (store.RecordIntent), and
+// returns the channel its outcome comes on.
+func (l *loader) recordIntent(ctx context.Context, wave []*Item) <-chan error {
+	intent := make([]store.AddedMember, len(wave))
+	for i, it := range wave {
+		intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
+	}
+	done := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		err := l.st.RecordIntent(ctx, intent)
+		l.log.WithFields(logrus.Fields{"members": len(intent), "seconds": time.Since(start).Seconds()}).Debug("intent of a wave of additions recorded")
+		done <- err
+	}()
+	return done
 }
 
 // readsPerWave is how many read-back calls a wave of additions takes:
@@ -131,7 +170,8 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item) error {
 	return l.st.RecordIntentDone(ctx, added, audit)
 }
 
-// sendAdds adds members and returns those Moodle accepted. Whether a member
+// sendAdds adds members, whose intent is recorded (addMembers), and returns
+// those Moodle accepted. Whether a member
 // is enrolled is not read beforehand (except in courses with many
 // newcomers, at plan time): the add finds out. Moodle refuses a whole call
 // for one member who is not enrolled, so:
@@ -149,19 +189,6 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item) error {
 func (l *loader) sendAdds(ctx context.Context, adds []*Item) ([]*Item, error) {
 	var mu sync.Mutex
 	var sent, refused []*Item
-	// The intent survives a crash after Moodle applied an add: the next
-	// run finds the member there and knows cmissync put them. It is
-	// recorded for the whole wave, in one transaction, before its first
-	// call.
-	intent := make([]store.AddedMember, len(adds))
-	for i, it := range adds {
-		intent[i] = store.AddedMember{ID: it.member.ID, MoodleUserID: it.UserID}
-	}
-	start := time.Now()
-	if err := l.st.RecordIntent(ctx, intent); err != nil {
-		return nil, err
-	}
-	l.log.WithFields(logrus.Fields{"members": len(intent), "seconds": time.Since(start).Seconds()}).Debug("intent of a wave of additions recorded")
 	send := func(ctx context.Context, b []*Item) error {
 		return l.mc.AddMembers(ctx, pairsOf(b))
 	}
