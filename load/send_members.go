@@ -171,10 +171,10 @@ func (l *loader) verifyAdds(ctx context.Context, sent []*Item) error {
 }
 
 // sendAdds adds members, whose intent is recorded (addMembers), and returns
-// those Moodle accepted. Whether a member
-// is enrolled is not read beforehand (except in courses with many
-// newcomers, at plan time): the add finds out. Moodle refuses a whole call
-// for one member who is not enrolled, so:
+// those Moodle accepted. Whether a member is enrolled is not read
+// beforehand (except in courses with many newcomers, at plan time): the
+// add finds out. Moodle refuses a whole call for one member who is not
+// enrolled, so:
 //   - additions of people known to be enrolled in the course go in full
 //     batches; those of newcomers to the course in batches of
 //     newcomerBatch, so that one refusal wastes little;

@@ -732,9 +732,9 @@ func loadChecked(ctx context.Context, tx *sql.Tx, table string, cols []string, n
 // prepare and close, every time (recording 100,000 members added: 22,000
 // rows/s before, 42,000 after on SQLite; 14,000 and 27,000 on MariaDB). A
 // text run once is not prepared: on MySQL, which interpolates arguments
-// (see the dialect's connect), it then costs one round trip instead of
-// three (prepare, execute, close), and most of the load's transactions
-// run each of their statements once.
+// (see the dialect's connect), it then costs one round trip instead of two
+// (prepare, execute) and a close, and most of the load's transactions run
+// each of their statements once.
 type stmtCache struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
