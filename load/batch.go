@@ -16,6 +16,15 @@ import (
 // site URL) and cancellation stop everything and are returned.
 func batches[T, R any](ctx context.Context, workers int, items []T, capacity int,
 	send func(context.Context, []T) (R, error), ok func([]T, R) error, failed func(T, error) error) error {
+	return sendBatches(ctx, workers, items, capacity, true, send, ok, failed)
+}
+
+// sendBatches is batches, with ok and failed called at once from several
+// workers unless serial: for callbacks safe to run side by side whose
+// staging writes can too (store.ConcurrentWriters), so that recording one
+// call's answer does not hold up the others'.
+func sendBatches[T, R any](ctx context.Context, workers int, items []T, capacity int, serial bool,
+	send func(context.Context, []T) (R, error), ok func([]T, R) error, failed func(T, error) error) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -30,6 +39,9 @@ func batches[T, R any](ctx context.Context, workers int, items []T, capacity int
 	)
 	okSerial := func(b []T, r R) error { mu.Lock(); defer mu.Unlock(); return ok(b, r) }
 	failSerial := func(it T, err error) error { mu.Lock(); defer mu.Unlock(); return failed(it, err) }
+	if !serial {
+		okSerial, failSerial = ok, failed
+	}
 	for start := 0; start < len(items); start += capacity {
 		chunk := items[start:min(start+capacity, len(items))]
 		select {

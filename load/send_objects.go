@@ -105,7 +105,9 @@ func (l *loader) create(ctx context.Context, k kind, items []*Item) error {
 	if k == kindGrouping {
 		vars = moodle.VarsPerNewGrouping
 	}
-	return batches(ctx, l.opts.Concurrency, items, l.mc.Capacity(vars),
+	// created and the failures are safe to run side by side (each batch
+	// its own items; shared state under l.mu).
+	return sendBatches(ctx, l.opts.Concurrency, items, l.mc.Capacity(vars), !l.st.ConcurrentWriters(),
 		func(ctx context.Context, b []*Item) ([]int64, error) {
 			courses := coursesOf(b)
 			if err := l.clearDirty(ctx, courses); err != nil {
@@ -340,7 +342,7 @@ func (l *loader) assign(ctx context.Context, items []*Item) error {
 		}
 		return out
 	}
-	return batches(ctx, l.opts.Concurrency, items, l.mc.Capacity(moodle.VarsPerPair),
+	return sendBatches(ctx, l.opts.Concurrency, items, l.mc.Capacity(moodle.VarsPerPair), !l.st.ConcurrentWriters(),
 		func(ctx context.Context, b []*Item) (struct{}, error) {
 			return struct{}{}, l.mc.AssignGrouping(ctx, pairs(b))
 		},
