@@ -37,10 +37,10 @@ func sendBatches[T, R any](ctx context.Context, workers int, items []T, capacity
 		errs error
 		emu  sync.Mutex
 	)
-	okSerial := func(b []T, r R) error { mu.Lock(); defer mu.Unlock(); return ok(b, r) }
-	failSerial := func(it T, err error) error { mu.Lock(); defer mu.Unlock(); return failed(it, err) }
+	onOK := func(b []T, r R) error { mu.Lock(); defer mu.Unlock(); return ok(b, r) }
+	onFail := func(it T, err error) error { mu.Lock(); defer mu.Unlock(); return failed(it, err) }
 	if !serial {
-		okSerial, failSerial = ok, failed
+		onOK, onFail = ok, failed
 	}
 	for start := 0; start < len(items); start += capacity {
 		chunk := items[start:min(start+capacity, len(items))]
@@ -55,7 +55,7 @@ func sendBatches[T, R any](ctx context.Context, workers int, items []T, capacity
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := bisect(ctx, chunk, send, okSerial, failSerial); err != nil {
+			if err := bisect(ctx, chunk, send, onOK, onFail); err != nil {
 				emu.Lock()
 				if errs == nil {
 					errs = err
